@@ -1,0 +1,28 @@
+"""Exceptions raised on bad user input. Each message names the file, line or value at fault and what to do."""
+
+
+class SASLMError(Exception):
+    """Base class for every error the toolkit raises on purpose."""
+
+
+class AudioError(SASLMError, ValueError):
+    """An audio file or array that cannot be used (missing, unreadable, empty, too long)."""
+
+
+class ManifestError(SASLMError, ValueError):
+    """A manifest line that fails validation; the message starts with `file:line:`."""
+
+
+class SpeakerError(SASLMError, KeyError):
+    """A speaker name the model does not know."""
+
+    def __str__(self) -> str:  # KeyError would wrap the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class EmptyReplyError(SASLMError, ValueError):
+    """The Thinker produced (or was given) a reply with no tokens, so there is nothing to speak."""
+
+
+class InputTooLongError(SASLMError, ValueError):
+    """An input longer than the model can take (audio seconds, prompt tokens or codec steps)."""

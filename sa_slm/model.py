@@ -1,0 +1,295 @@
+"""SASLM: one object that loads Qwen2.5-Omni, generates replies and speech, and scores code sequences.
+
+The pipeline is Thinker (reply text) → one Thinker forward over prompt + reply → Talker (codes,
+through `talker/`) → Token2Wav (24 kHz audio). The same Talker layout serves generation, batched
+rollouts and teacher forcing, so the three agree exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from transformers import Qwen2_5OmniForConditionalGeneration, WhisperFeatureExtractor
+
+from .audio import AudioInput
+from .errors import EmptyReplyError, InputTooLongError
+from .presets import PRESETS, RELEASED_SPEAKER_BOS, build_random_model
+from .processor import Conversation, OmniProcessor, Turn
+from .speakers import SPEAKER_FILE, SpeakerBank
+from .talker.conditioning import ReplyConditioner
+from .talker.layout import TalkerPrefix, ThinkerStates, strip_padding, talker_prefix, thinker_states
+from .talker.rollout import CodeRollouts, sample_codes
+from .talker.sampling import SamplingConfig
+from .talker.teacher_forcing import TeacherForced, teacher_forced
+from .token2wav import SAMPLE_RATE, decode_codes
+from .tokenizer import build_omni_tokenizer
+
+SASLM_CONFIG_FILE = "sa_slm_config.json"
+
+
+@dataclass
+class SASLMConfig:
+    """Toolkit settings saved next to the base model files."""
+
+    conditioning: str = "add"
+    max_reply_tokens: int = 256  # Thinker reply budget for generate()
+    max_codes: int = 4096  # Talker budget (codes, 50 per second on the released models)
+
+
+@dataclass
+class SpeechRollouts:
+    """Replies and K spoken rollouts per prompt."""
+
+    reply_ids: list[torch.Tensor]  # per prompt (n_b,) reply tokens, EOS excluded
+    reply_texts: list[str]
+    codes: CodeRollouts
+    waveforms: list[torch.Tensor] = field(default_factory=list)  # per rollout (samples,), 24 kHz
+    sample_rate: int = SAMPLE_RATE
+
+
+@dataclass
+class GenerationResult:
+    """What `SASLM.generate` returns for one prompt."""
+
+    reply_text: str
+    waveforms: list[np.ndarray]  # num_samples waveforms at `sample_rate`
+    codes: list[torch.Tensor]  # num_samples code sequences (EOS excluded)
+    sample_rate: int = SAMPLE_RATE
+
+    @property
+    def waveform(self) -> np.ndarray:
+        return self.waveforms[0]
+
+
+class SASLM:
+    """A Qwen2.5-Omni model with the SA-SLM Talker pipeline."""
+
+    def __init__(
+        self,
+        model: Qwen2_5OmniForConditionalGeneration,
+        processor: OmniProcessor,
+        speakers: SpeakerBank,
+        config: SASLMConfig | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.processor = processor
+        self.speakers = speakers
+        self.config = config or SASLMConfig()
+        self.conditioner = ReplyConditioner(self.config.conditioning).to(self.device)
+
+    # ---- loading and saving ------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path = "tiny",
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        seed: int = 0,
+        **hub_kwargs,
+    ) -> "SASLM":
+        """Load a preset (`tiny`, `random-3b`, `random-7b`), a local folder or a hub id."""
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if str(name_or_path) in PRESETS:
+            return cls.random(str(name_or_path), device=device, dtype=dtype or torch.float32, seed=seed)
+        path = str(name_or_path)
+        model = Qwen2_5OmniForConditionalGeneration.from_pretrained(
+            path, dtype=dtype or "auto", device_map={"": device}, **hub_kwargs
+        )
+        model.token2wav.float()
+        processor = OmniProcessor.from_pretrained(path, **hub_kwargs)
+        speakers = SpeakerBank(
+            {name: _speaker(name, v) for name, v in model.speaker_map.items()}, default="Chelsie"
+        )
+        config = SASLMConfig()
+        local = Path(path) / SASLM_CONFIG_FILE
+        if local.is_file():
+            config = SASLMConfig(**json.loads(local.read_text()))
+        return cls(model, processor, speakers, config)
+
+    @classmethod
+    def random(cls, preset: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+               seed: int = 0) -> "SASLM":
+        """Random weights of a preset's shape, a real Qwen2 tokenizer and random speakers."""
+        model = build_random_model(preset, device=device, dtype=dtype, seed=seed)
+        processor = OmniProcessor(build_omni_tokenizer(), WhisperFeatureExtractor(feature_size=128))
+        dit = model.config.token2wav_config.dit_config
+        speakers = SpeakerBank.random(RELEASED_SPEAKER_BOS, dit.enc_emb_dim, dit.mel_dim, seed=seed)
+        speakers.default = "Chelsie"
+        model.speaker_map = {n: s.as_dict() for n, s in speakers.speakers.items()}
+        tiny = preset == "tiny"
+        config = SASLMConfig(max_reply_tokens=16 if tiny else 256, max_codes=100 if tiny else 4096)
+        return cls(model, processor, speakers, config)
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Hugging Face layout: base model files + spk_dict.pt + processor files + our config."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.processor.save_pretrained(path)
+        self.speakers.save(path / SPEAKER_FILE)
+        (path / SASLM_CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+        return path
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.thinker.get_input_embeddings().weight.device
+
+    # ---- inputs ------------------------------------------------------------------------------
+    def conversation(
+        self,
+        audio: AudioInput | None = None,
+        text: str | None = None,
+        sampling_rate: int | None = None,
+        history: Sequence[tuple[str, str]] = (),
+        system_prompt: str | None = None,
+    ) -> Conversation:
+        """A user turn (audio path/array at any rate, mono or stereo, and/or text) after optional history."""
+        if audio is None and not text:
+            raise ValueError("give user audio, user text, or both")
+        wav = None if audio is None else self.processor.load_audio(audio, sampling_rate)
+        turns = [Turn(role, t) for role, t in history] + [Turn("user", text or "", wav)]
+        return Conversation(turns, system_prompt)
+
+    def encode_prompts(self, conversations: list[Conversation]) -> dict:
+        batch = self.processor(conversations)
+        limit = self.model.config.thinker_config.text_config.max_position_embeddings
+        if batch["input_ids"].shape[1] > limit:
+            raise InputTooLongError(f"prompt of {batch['input_ids'].shape[1]} tokens exceeds the model's {limit}")
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    # ---- the pipeline, step by step ----------------------------------------------------------
+    @torch.no_grad()
+    def generate_replies(self, batch: dict, max_new_tokens: int | None = None, do_sample: bool = False,
+                         eos_token_id: int | list[int] | None = None, **gen_kwargs) -> list[torch.Tensor]:
+        """Thinker replies (token ids, EOS excluded) for an encoded prompt batch."""
+        thinker = self.model.thinker
+        eos = eos_token_id or thinker.generation_config.eos_token_id or self.processor.tokenizer.eos_token_id
+        eos = torch.tensor(eos if isinstance(eos, list) else [eos])
+        seqs = thinker.generate(
+            **batch, max_new_tokens=max_new_tokens or self.config.max_reply_tokens, do_sample=do_sample,
+            eos_token_id=eos.tolist(), pad_token_id=self.processor.tokenizer.pad_token_id, **gen_kwargs,
+        )[:, batch["input_ids"].shape[1]:].cpu()
+        replies = []
+        for b, row in enumerate(seqs):
+            stop = torch.isin(row, eos).nonzero()
+            reply = row[: int(stop[0])] if len(stop) else row
+            if reply.numel() == 0:
+                raise EmptyReplyError(f"prompt {b}: the model replied with end-of-text at once; nothing to speak")
+            replies.append(reply)
+        return replies
+
+    def thinker_states(self, batch: dict, reply_ids: list[torch.Tensor], with_text_logits: bool = False) -> ThinkerStates:
+        return thinker_states(
+            self.model, strip_padding(batch["input_ids"], batch["attention_mask"]), reply_ids,
+            batch.get("input_features"), batch.get("feature_attention_mask"), with_text_logits,
+        )
+
+    def talker_prefix(self, states: ThinkerStates, speaker: str | Sequence[str] | None = None) -> TalkerPrefix:
+        """Prefixes + reply streams; the conditioner is the one place reply_part is formed."""
+        hidden, embeds, mask = states.reply_slices()
+        reply_part = self.conditioner(hidden, embeds) * mask[..., None]
+        names = [speaker] * len(states.reply_lengths) if speaker is None or isinstance(speaker, str) else list(speaker)
+        return talker_prefix(self.model, states, reply_part, [self.speakers[n].bos_token for n in names])
+
+    @torch.no_grad()
+    def rollouts(
+        self,
+        conversations: list[Conversation],
+        num_samples: int = 1,
+        sampling: SamplingConfig | None = None,
+        reply_ids: list[torch.Tensor] | None = None,
+        speaker: str | Sequence[str] | None = None,
+        seeds: list[int] | None = None,
+        decode: bool = True,
+        decode_seed: int | None = None,
+    ) -> SpeechRollouts:
+        """One Thinker pass per prompt, K Talker samples per prompt in one batch, Token2Wav per sample.
+
+        reply_ids: given replies (teacher-forced text) instead of Thinker-generated ones.
+        seeds: one per sample index k; decode_seed: Token2Wav noise seed (per rollout: seed + r).
+        """
+        sampling = sampling or SamplingConfig(max_new_tokens=self.config.max_codes)
+        batch = self.encode_prompts(conversations)
+        reply_ids = reply_ids if reply_ids is not None else self.generate_replies(batch)
+        prefix = self.talker_prefix(self.thinker_states(batch, reply_ids), speaker)
+        codes = sample_codes(self.model, prefix, sampling, num_samples, seeds)
+        out = SpeechRollouts(reply_ids, [self.processor.decode(r) for r in reply_ids], codes)
+        if decode:
+            names = _per_prompt(speaker, len(conversations))
+            for r in range(codes.codes.shape[0]):
+                seed = None if decode_seed is None else decode_seed + r
+                spk = self.speakers[names[int(codes.prompt_index[r])]]
+                out.waveforms.append(decode_codes(self.model, codes.audio_codes(r), spk, seed=seed))
+        return out
+
+    def teacher_forced(
+        self,
+        conversations: list[Conversation],
+        reply_ids: list[torch.Tensor],
+        codes: torch.Tensor,
+        lengths: torch.Tensor,
+        sampling: SamplingConfig | None = None,
+        speaker: str | Sequence[str] | None = None,
+    ) -> TeacherForced:
+        """Per-code logits and policy log-probs of given code sequences in one Thinker + one Talker pass."""
+        batch = self.encode_prompts(conversations)
+        prefix = self.talker_prefix(self.thinker_states(batch, reply_ids), speaker)
+        return teacher_forced(self.model, prefix, codes, lengths, sampling or SamplingConfig())
+
+    def decode(self, codes: torch.Tensor, speaker: str | None = None, seed: int | None = None) -> torch.Tensor:
+        """Audio codes → 24 kHz waveform with a chosen speaker."""
+        return decode_codes(self.model, codes, self.speakers[speaker], seed=seed)
+
+    # ---- the one-call API --------------------------------------------------------------------
+    def generate(
+        self,
+        audio: AudioInput | None = None,
+        text: str | None = None,
+        sampling_rate: int | None = None,
+        history: Sequence[tuple[str, str]] = (),
+        system_prompt: str | None = None,
+        speaker: str | None = None,
+        num_samples: int = 1,
+        do_sample: bool = True,
+        temperature: float = 0.9,
+        top_k: int = 40,
+        top_p: float = 0.8,
+        repetition_penalty: float = 1.05,
+        max_new_codes: int | None = None,
+        reply_text: str | None = None,
+        seed: int | None = None,
+    ) -> GenerationResult:
+        """Answer user audio and/or text with reply text and `num_samples` spoken versions of it.
+
+        reply_text: speak this text instead of letting the Thinker answer (TTS-style use).
+        seed: makes the Talker samples and Token2Wav noise reproducible.
+        """
+        self.speakers[speaker]  # fail fast on an unknown speaker, before any compute
+        conv = self.conversation(audio, text, sampling_rate, history, system_prompt)
+        sampling = SamplingConfig(do_sample, temperature, top_k, top_p, repetition_penalty,
+                                  max_new_codes or self.config.max_codes)
+        reply_ids = None
+        if reply_text is not None:
+            ids = self.processor.encode_reply(reply_text)
+            if not ids:
+                raise EmptyReplyError("reply_text is empty; give the text to speak")
+            reply_ids = [torch.tensor(ids)]
+        seeds = None if seed is None else [seed + k for k in range(num_samples)]
+        out = self.rollouts([conv], num_samples, sampling, reply_ids, speaker, seeds=seeds, decode_seed=seed)
+        codes = [out.codes.audio_codes(r).cpu() for r in range(num_samples)]
+        return GenerationResult(out.reply_texts[0], [w.numpy() for w in out.waveforms], codes)
+
+
+def _speaker(name: str, value: dict):
+    from .speakers import Speaker
+
+    return Speaker(name, int(value["bos_token"]), value["cond"].float(), value["ref_mel"].float())
+
+
+def _per_prompt(speaker: str | Sequence[str] | None, n: int) -> list[str | None]:
+    return [speaker] * n if speaker is None or isinstance(speaker, str) else list(speaker)

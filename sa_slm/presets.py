@@ -1,0 +1,51 @@
+"""Model configs shipped in configs/models and random-weight builders (no download, ever)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import torch
+from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
+from transformers.utils import logging as hf_logging
+
+from .paths import MODEL_CONFIG_DIR
+
+#: preset name → file in configs/models. `tiny` runs on CPU; `random-*` have the released shapes.
+PRESETS = {"tiny": "tiny.json", "random-3b": "3b.json", "random-7b": "7b.json"}
+#: speakers of the released checkpoints (Talker text-bos ids); random models get random cond/ref_mel.
+RELEASED_SPEAKER_BOS = {"Chelsie": 151872, "Ethan": 151870}
+
+
+def preset_config(name: str) -> Qwen2_5OmniConfig:
+    """Qwen2.5-Omni config of a preset (the Talker's TTS ids are Thinker ids; the config check warns, harmlessly)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    raw = json.loads((MODEL_CONFIG_DIR / PRESETS[name]).read_text())
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity(logging.ERROR)
+    try:
+        return Qwen2_5OmniConfig(**raw)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def build_random_model(
+    name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> Qwen2_5OmniForConditionalGeneration:
+    """Random weights of a preset's shape, allocated and initialised directly on `device` in `dtype`.
+
+    (Materialising from the meta device leaves parameters that `_init_weights` does not cover, such as
+    BigVGAN's snake alpha/beta, uninitialised, so the model is constructed on the device instead.)
+    """
+    config = preset_config(name)
+    torch.manual_seed(seed)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = Qwen2_5OmniForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(previous)
+    model.token2wav.float()  # Token2Wav runs in fp32
+    return model.eval()
