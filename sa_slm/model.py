@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from transformers import Qwen2_5OmniForConditionalGeneration, WhisperFeatureExtractor
 
 from .audio import AudioInput
@@ -26,7 +27,7 @@ from .talker.layout import TalkerPrefix, ThinkerStates, strip_padding, talker_pr
 from .talker.rollout import CodeRollouts, sample_codes
 from .talker.sampling import SamplingConfig
 from .talker.teacher_forcing import TeacherForced, teacher_forced
-from .token2wav import SAMPLE_RATE, decode_codes
+from .token2wav import SAMPLE_RATE, decode_codes, decode_codes_batch
 from .tokenizer import build_omni_tokenizer
 
 SASLM_CONFIG_FILE = "sa_slm_config.json"
@@ -189,12 +190,15 @@ class SASLM:
             batch.get("input_features"), batch.get("feature_attention_mask"), with_text_logits,
         )
 
-    def talker_prefix(self, states: ThinkerStates, speaker: str | Sequence[str] | None = None) -> TalkerPrefix:
+    def speaker_bos(self, speaker: str | Sequence[str] | None, n: int) -> list[int]:
+        """Talker text-bos id per row for one speaker name (or None: default) or one name per row."""
+        return [self.speakers[name].bos_token for name in _per_prompt(speaker, n)]
+
+    def talker_prefix(self, states: ThinkerStates, speaker_bos: list[int]) -> TalkerPrefix:
         """Prefixes + reply streams; the conditioner is the one place reply_part is formed."""
         hidden, embeds, mask = states.reply_slices()
         reply_part = self.conditioner(hidden, embeds) * mask[..., None]
-        names = [speaker] * len(states.reply_lengths) if speaker is None or isinstance(speaker, str) else list(speaker)
-        return talker_prefix(self.model, states, reply_part, [self.speakers[n].bos_token for n in names])
+        return talker_prefix(self.model, states, reply_part, speaker_bos)
 
     @torch.no_grad()
     def rollouts(
@@ -216,15 +220,18 @@ class SASLM:
         sampling = sampling or SamplingConfig(max_new_tokens=self.config.max_codes)
         batch = self.encode_prompts(conversations)
         reply_ids = reply_ids if reply_ids is not None else self.generate_replies(batch)
-        prefix = self.talker_prefix(self.thinker_states(batch, reply_ids), speaker)
+        prefix = self.talker_prefix(self.thinker_states(batch, reply_ids), self.speaker_bos(speaker, len(reply_ids)))
         codes = sample_codes(self.model, prefix, sampling, num_samples, seeds)
         out = SpeechRollouts(reply_ids, [self.processor.decode(r) for r in reply_ids], codes)
         if decode:
             names = _per_prompt(speaker, len(conversations))
-            for r in range(codes.codes.shape[0]):
-                seed = None if decode_seed is None else decode_seed + r
-                spk = self.speakers[names[int(codes.prompt_index[r])]]
-                out.waveforms.append(decode_codes(self.model, codes.audio_codes(r), spk, seed=seed))
+            rows = range(codes.codes.shape[0])
+            out.waveforms = decode_codes_batch(
+                self.model,
+                [codes.audio_codes(r) for r in rows],
+                [self.speakers[names[int(codes.prompt_index[r])]] for r in rows],
+                [None if decode_seed is None else decode_seed + r for r in rows],
+            )
         return out
 
     def teacher_forced(
@@ -238,8 +245,19 @@ class SASLM:
     ) -> TeacherForced:
         """Per-code logits and policy log-probs of given code sequences in one Thinker + one Talker pass."""
         batch = self.encode_prompts(conversations)
-        prefix = self.talker_prefix(self.thinker_states(batch, reply_ids), speaker)
-        return teacher_forced(self.model, prefix, codes, lengths, sampling or SamplingConfig())
+        batch.update(
+            reply_ids=pad_sequence(reply_ids, batch_first=True), reply_lengths=torch.tensor([len(r) for r in reply_ids]),
+            codes=codes, code_lengths=lengths, speaker_bos=torch.tensor(self.speaker_bos(speaker, len(reply_ids))),
+        )
+        return self.teacher_forced_batch(batch, sampling)
+
+    def teacher_forced_batch(self, batch: dict, sampling: SamplingConfig | None = None,
+                             with_text_logits: bool = False) -> TeacherForced:
+        """Teacher forcing on a collated batch (see data.collate.TeacherForcingCollator)."""
+        reply_ids = [r[:n] for r, n in zip(batch["reply_ids"], batch["reply_lengths"].tolist())]
+        states = self.thinker_states(batch, reply_ids, with_text_logits)
+        prefix = self.talker_prefix(states, batch["speaker_bos"].tolist())
+        return teacher_forced(self.model, prefix, batch["codes"], batch["code_lengths"], sampling or SamplingConfig())
 
     def decode(self, codes: torch.Tensor, speaker: str | None = None, seed: int | None = None) -> torch.Tensor:
         """Audio codes → 24 kHz waveform with a chosen speaker."""

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Creates (or refreshes) the project's virtual environment.
-# torch is pinned first so that CPU machines get the local CPU wheel; a machine that already has a
-# CUDA torch in the environment keeps it (pip sees the pin satisfied... or SA_SLM_KEEP_TORCH=1 skips it).
+# torch is pinned first (torch==2.13.0) so that CPU machines get the CPU wheel instead of several GB of
+# CUDA packages. On a GPU machine whose Python already has a CUDA torch, run with SA_SLM_SYSTEM_SITE=1:
+# the venv then sees the system packages and, since torch imports, the pin is skipped.
 set -euo pipefail
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 if [ ! -x "$VENV/bin/python" ]; then
-  "$PYTHON" -m venv "$VENV"
+  if [ "${SA_SLM_SYSTEM_SITE:-0}" = "1" ]; then
+    "$PYTHON" -m venv --system-site-packages "$VENV"
+  else
+    "$PYTHON" -m venv "$VENV"
+  fi
 fi
 PIP="$VENV/bin/python -m pip"
 $PIP install -q --upgrade pip setuptools wheel
-if [ "${SA_SLM_KEEP_TORCH:-0}" != "1" ] && ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   $PIP install -q "torch==2.13.0"
 fi
 if ! "$VENV/bin/python" -c "import deepspeed" 2>/dev/null; then

@@ -1,0 +1,36 @@
+# SA-SLM — every target sets up its own virtual environment first (.venv, CPU torch pinned first).
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast demo bench corpus clean
+
+$(STAMP): pyproject.toml scripts/setup_venv.sh
+	VENV=$(VENV) bash scripts/setup_venv.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## make test: the whole suite (slow end-to-end tests included)
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make test-fast: skip the tests marked slow
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## make demo: answer a shipped spoken question with the built-in tiny model
+demo: $(STAMP)
+	$(VENV)/bin/sa-slm demo --out outputs/demo
+
+## make bench: rollout throughput, batched path vs repeated transformers generate
+bench: $(STAMP)
+	$(PY) benchmarks/rollouts.py
+
+## make corpus: re-synthesise data/tiny_corpus (needs Debian espeak-ng; the result is committed)
+corpus: $(STAMP)
+	$(PY) scripts/make_tiny_corpus.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

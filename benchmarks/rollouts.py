@@ -1,0 +1,91 @@
+"""K rollouts per prompt: the batched SA-SLM path vs K separate calls of transformers' generate.
+
+Both sides produce K waveforms per prompt from the same model (Thinker reply, Talker codes,
+Token2Wav audio). Ours runs the Thinker once per prompt batch and the K Talker samples in one
+batched decoding loop; the baseline calls `Qwen2_5OmniForConditionalGeneration.generate` K times
+per prompt. Times are measured side by side in one run (median of --repeats).
+
+    python benchmarks/rollouts.py                                  # tiny model, CPU
+    python benchmarks/rollouts.py --model random-3b --dtype bf16 --k 32 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from sa_slm.model import SASLM
+from sa_slm.talker.sampling import SamplingConfig
+
+
+def timed(fn, repeats: int, sync) -> float:
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="tiny")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--k", type=int, default=8, help="rollouts per prompt")
+    ap.add_argument("--prompts", type=int, default=2)
+    ap.add_argument("--reply-tokens", type=int, default=16)
+    ap.add_argument("--codes", type=int, default=100, help="Talker codes per rollout (no early stop on random weights)")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    saslm = SASLM.from_pretrained(args.model, device=args.device, dtype=dtype)
+    sync = torch.cuda.synchronize if saslm.device.type == "cuda" else (lambda: None)
+    sr = 16_000
+    rng = np.random.default_rng(0)
+    convs = [
+        saslm.conversation(audio=(0.1 * rng.standard_normal(sr * (1 + i))).astype(np.float32), sampling_rate=sr,
+                           text=f"Question number {i}?")
+        for i in range(args.prompts)
+    ]
+    sampling = SamplingConfig(do_sample=True, max_new_tokens=args.codes)
+    batch = saslm.encode_prompts(convs)
+
+    def ours():
+        replies = saslm.generate_replies(batch, max_new_tokens=args.reply_tokens)
+        saslm.rollouts(convs, num_samples=args.k, sampling=sampling, reply_ids=replies, seeds=list(range(args.k)))
+
+    def transformers_loop():
+        for i in range(args.prompts):
+            single = {k: v[i:i + 1] for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+            if "input_features" in batch:
+                single.update(input_features=batch["input_features"][i:i + 1],
+                              feature_attention_mask=batch["feature_attention_mask"][i:i + 1])
+            keep = single["attention_mask"][0].bool()
+            single = {**single, "input_ids": single["input_ids"][:, keep], "attention_mask": single["attention_mask"][:, keep]}
+            for _ in range(args.k):
+                saslm.model.generate(**single, speaker="Chelsie", thinker_max_new_tokens=args.reply_tokens,
+                                     talker_max_new_tokens=args.codes, talker_do_sample=True)
+
+    ours()  # warm-up (allocator, kernels)
+    t_ours = timed(ours, args.repeats, sync)
+    t_hf = timed(transformers_loop, args.repeats, sync)
+    n = args.prompts * args.k
+    print(f"model={args.model} device={saslm.device} dtype={args.dtype} prompts={args.prompts} K={args.k} "
+          f"codes/rollout={args.codes}")
+    print(f"{'path':<34}{'seconds':>10}{'rollouts/s':>12}")
+    print(f"{'SA-SLM batched rollouts':<34}{t_ours:>10.3f}{n / t_ours:>12.2f}")
+    print(f"{'transformers generate x K':<34}{t_hf:>10.3f}{n / t_hf:>12.2f}")
+    print(f"speed-up: {t_hf / t_ours:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

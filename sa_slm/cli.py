@@ -1,0 +1,93 @@
+"""`sa-slm` command line: generate speech, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import SASLMError
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def _load(args):
+    import torch
+
+    from .model import SASLM
+
+    return SASLM.from_pretrained(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
+
+
+def _out_paths(out: Path, n: int) -> list[Path]:
+    return [out] if n == 1 else [out.with_name(f"{out.stem}_{k}{out.suffix}") for k in range(n)]
+
+
+def cmd_generate(args) -> None:
+    from .audio import write_wav
+
+    saslm = _load(args)
+    result = saslm.generate(
+        audio=args.audio, text=args.text, speaker=args.speaker, num_samples=args.num_samples,
+        do_sample=not args.greedy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        max_new_codes=args.max_new_codes, reply_text=args.reply_text, seed=args.seed,
+    )
+    print(f"reply: {result.reply_text}")
+    for path, wav in zip(_out_paths(Path(args.out), args.num_samples), result.waveforms):
+        write_wav(path, wav, result.sample_rate)
+        print(f"wrote {path} ({len(wav) / result.sample_rate:.2f} s at {result.sample_rate} Hz)")
+
+
+def cmd_demo(args) -> None:
+    from .demo import run_demo
+
+    run_demo(Path(args.out), seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sa-slm", description="Expressive speech generation with Qwen2.5-Omni")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_args(p):
+        p.add_argument("--model", default="tiny", help="preset (tiny, random-3b, random-7b), local folder or hub id")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+        p.add_argument("--dtype", default="fp32", choices=sorted(DTYPES), help="Thinker/Talker dtype (Token2Wav stays fp32)")
+
+    g = sub.add_parser("generate", help="answer user audio and/or text with reply text and speech")
+    model_args(g)
+    g.add_argument("--audio", help="user speech (any sample rate, mono or stereo)")
+    g.add_argument("--text", help="user text")
+    g.add_argument("--reply-text", help="speak this text instead of the model's own reply")
+    g.add_argument("--out", required=True, help="output wav (with --num-samples N: out_0.wav ... out_{N-1}.wav)")
+    g.add_argument("--speaker", default=None, help="Token2Wav speaker (default: the model's default)")
+    g.add_argument("--num-samples", type=int, default=1)
+    g.add_argument("--greedy", action="store_true", help="greedy Talker decoding instead of sampling")
+    g.add_argument("--temperature", type=float, default=0.9)
+    g.add_argument("--top-k", type=int, default=40)
+    g.add_argument("--top-p", type=float, default=0.8)
+    g.add_argument("--max-new-codes", type=int, default=None, help="Talker budget (50 codes per second)")
+    g.add_argument("--seed", type=int, default=None)
+    g.set_defaults(func=cmd_generate)
+
+    d = sub.add_parser("demo", help="answer a shipped spoken question with the built-in tiny model")
+    d.add_argument("--out", default="outputs/demo")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "generate" and not args.audio and not args.text:
+        print("error: give --audio, --text, or both", file=sys.stderr)
+        return 2
+    try:
+        args.func(args)
+    except SASLMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

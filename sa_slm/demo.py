@@ -1,0 +1,26 @@
+"""The main job on the built-in tiny model: answer a shipped spoken question with text and speech."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .audio import write_wav
+from .paths import CORPUS_DIR
+
+DEMO_QUESTION = CORPUS_DIR / "wavs" / "demo_question.wav"
+
+
+def run_demo(out_dir: Path, seed: int = 0) -> Path:
+    """Load `tiny` (random weights: the words and sounds are noise, the pipeline is the real one)."""
+    from .model import SASLM
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print("loading the built-in tiny SA-SLM (random weights, CPU) ...")
+    saslm = SASLM.from_pretrained("tiny", device="cpu", seed=seed)
+    print(f"question: {DEMO_QUESTION}")
+    result = saslm.generate(audio=DEMO_QUESTION, seed=seed)
+    wav_path = write_wav(out_dir / "answer.wav", result.waveform, result.sample_rate)
+    print(f"reply text: {result.reply_text!r}")
+    print(f"codes: {len(result.codes[0])} Talker codes")
+    print(f"wrote {wav_path} ({len(result.waveform) / result.sample_rate:.2f} s, {result.sample_rate} Hz)")
+    return wav_path
