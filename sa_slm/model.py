@@ -19,7 +19,7 @@ from transformers import Qwen2_5OmniForConditionalGeneration, WhisperFeatureExtr
 
 from .audio import AudioInput
 from .errors import EmptyReplyError, InputTooLongError
-from .presets import PRESETS, RELEASED_SPEAKER_BOS, build_random_model
+from .presets import PRESETS, RELEASED_SPEAKER_BOS, build_random_model, quiet_config_check
 from .processor import Conversation, OmniProcessor, Turn
 from .speakers import SPEAKER_FILE, SpeakerBank
 from .talker.conditioning import ReplyConditioner
@@ -98,9 +98,10 @@ class SASLM:
         if str(name_or_path) in PRESETS:
             return cls.random(str(name_or_path), device=device, dtype=dtype or torch.float32, seed=seed)
         path = str(name_or_path)
-        model = Qwen2_5OmniForConditionalGeneration.from_pretrained(
-            path, dtype=dtype or "auto", device_map={"": device}, **hub_kwargs
-        )
+        with quiet_config_check():
+            model = Qwen2_5OmniForConditionalGeneration.from_pretrained(
+                path, dtype=dtype or "auto", device_map={"": device}, **hub_kwargs
+            )
         model.token2wav.float()
         processor = OmniProcessor.from_pretrained(path, **hub_kwargs)
         speakers = SpeakerBank(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 
 import torch
 from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
@@ -22,10 +23,20 @@ def preset_config(name: str) -> Qwen2_5OmniConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     raw = json.loads((MODEL_CONFIG_DIR / PRESETS[name]).read_text())
+    with quiet_config_check():
+        return Qwen2_5OmniConfig(**raw)
+
+
+@contextmanager
+def quiet_config_check():
+    """Silence transformers' config warnings that the Talker's TTS ids exceed the codec vocabulary.
+
+    They are Thinker ids by design (the released configs carry them too), so the warning is noise.
+    """
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity(logging.ERROR)
     try:
-        return Qwen2_5OmniConfig(**raw)
+        yield
     finally:
         hf_logging.set_verbosity(verbosity)
 
