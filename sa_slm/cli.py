@@ -30,7 +30,7 @@ def cmd_generate(args) -> None:
     result = saslm.generate(
         audio=args.audio, text=args.text, speaker=args.speaker, num_samples=args.num_samples,
         do_sample=not args.greedy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        max_new_codes=args.max_new_codes, reply_text=args.reply_text, seed=args.seed,
+        max_new_codes=args.max_new_codes, reply_text=args.reply_text, seed=args.seed, progress=True,
     )
     print(f"reply: {result.reply_text}")
     for path, wav in zip(_out_paths(Path(args.out), args.num_samples), result.waveforms):

@@ -104,9 +104,7 @@ class SASLM:
             )
         model.token2wav.float()
         processor = OmniProcessor.from_pretrained(path, **hub_kwargs)
-        speakers = SpeakerBank(
-            {name: _speaker(name, v) for name, v in model.speaker_map.items()}, default="Chelsie"
-        )
+        speakers = SpeakerBank.from_speaker_map(model.speaker_map)
         config = SASLMConfig()
         local = Path(path) / SASLM_CONFIG_FILE
         if local.is_file():
@@ -121,7 +119,6 @@ class SASLM:
         processor = OmniProcessor(build_omni_tokenizer(), WhisperFeatureExtractor(feature_size=128))
         dit = model.config.token2wav_config.dit_config
         speakers = SpeakerBank.random(RELEASED_SPEAKER_BOS, dit.enc_emb_dim, dit.mel_dim, seed=seed)
-        speakers.default = "Chelsie"
         model.speaker_map = {n: s.as_dict() for n, s in speakers.speakers.items()}
         tiny = preset == "tiny"
         config = SASLMConfig(max_reply_tokens=16 if tiny else 256, max_codes=100 if tiny else 4096)
@@ -212,6 +209,7 @@ class SASLM:
         seeds: list[int] | None = None,
         decode: bool = True,
         decode_seed: int | None = None,
+        progress: bool = False,
     ) -> SpeechRollouts:
         """One Thinker pass per prompt, K Talker samples per prompt in one batch, Token2Wav per sample.
 
@@ -222,7 +220,7 @@ class SASLM:
         batch = self.encode_prompts(conversations)
         reply_ids = reply_ids if reply_ids is not None else self.generate_replies(batch)
         prefix = self.talker_prefix(self.thinker_states(batch, reply_ids), self.speaker_bos(speaker, len(reply_ids)))
-        codes = sample_codes(self.model, prefix, sampling, num_samples, seeds)
+        codes = sample_codes(self.model, prefix, sampling, num_samples, seeds, progress=progress)
         out = SpeechRollouts(reply_ids, [self.processor.decode(r) for r in reply_ids], codes)
         if decode:
             names = _per_prompt(speaker, len(conversations))
@@ -282,6 +280,7 @@ class SASLM:
         max_new_codes: int | None = None,
         reply_text: str | None = None,
         seed: int | None = None,
+        progress: bool = False,
     ) -> GenerationResult:
         """Answer user audio and/or text with reply text and `num_samples` spoken versions of it.
 
@@ -299,15 +298,10 @@ class SASLM:
                 raise EmptyReplyError("reply_text is empty; give the text to speak")
             reply_ids = [torch.tensor(ids)]
         seeds = None if seed is None else [seed + k for k in range(num_samples)]
-        out = self.rollouts([conv], num_samples, sampling, reply_ids, speaker, seeds=seeds, decode_seed=seed)
+        out = self.rollouts([conv], num_samples, sampling, reply_ids, speaker, seeds=seeds, decode_seed=seed,
+                            progress=progress)
         codes = [out.codes.audio_codes(r).cpu() for r in range(num_samples)]
         return GenerationResult(out.reply_texts[0], [w.numpy() for w in out.waveforms], codes)
-
-
-def _speaker(name: str, value: dict):
-    from .speakers import Speaker
-
-    return Speaker(name, int(value["bos_token"]), value["cond"].float(), value["ref_mel"].float())
 
 
 def _per_prompt(speaker: str | Sequence[str] | None, n: int) -> list[str | None]:

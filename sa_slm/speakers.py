@@ -43,12 +43,16 @@ class SpeakerBank:
         return list(self.speakers)
 
     @classmethod
-    def load(cls, path: str | Path) -> "SpeakerBank":
-        raw = torch.load(str(path), weights_only=True, map_location="cpu")
+    def from_speaker_map(cls, raw: dict[str, dict]) -> "SpeakerBank":
+        """From the released layout {name: {"bos_token", "cond", "ref_mel"}} (default speaker: Chelsie)."""
         speakers = {
             name: Speaker(name, int(v["bos_token"]), v["cond"].float(), v["ref_mel"].float()) for name, v in raw.items()
         }
         return cls(speakers, default="Chelsie")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SpeakerBank":
+        return cls.from_speaker_map(torch.load(str(path), weights_only=True, map_location="cpu"))
 
     def save(self, path: str | Path) -> None:
         torch.save({name: s.as_dict() for name, s in self.speakers.items()}, str(path))

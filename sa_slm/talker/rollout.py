@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 from transformers import DynamicCache, Qwen2_5OmniForConditionalGeneration
 
 from .layout import TalkerPrefix, stream_at, text_positions
@@ -46,6 +47,7 @@ def sample_codes(
     num_samples: int = 1,
     seeds: list[int] | None = None,
     eos_ids: list[int] | None = None,
+    progress: bool = False,
 ) -> CodeRollouts:
     """Sample `num_samples` code sequences per prefix row.
 
@@ -76,7 +78,9 @@ def sample_codes(
     next_pos = mask.sum(-1)  # (R,)
     finished = torch.zeros(R, dtype=torch.bool, device=device)
     codes, logprobs, num_steps = [], [], torch.zeros(R, dtype=torch.long, device=device)
+    bar = tqdm(total=sampling.max_new_tokens, desc="Talker codes", unit="step", disable=not progress, leave=False)
     for k in range(sampling.max_new_tokens):
+        bar.update()
         logits = policy_logits(out.logits[:, -1], seen, sampling, suppress)
         if sampler is None:
             code = logits.argmax(-1)
@@ -96,6 +100,7 @@ def sample_codes(
         out = talker(inputs_embeds=step, attention_mask=mask, position_ids=(next_pos + k).view(1, R, 1).expand(3, -1, -1),
                      past_key_values=cache, use_cache=True)
 
+    bar.close()
     codes_t, logprobs_t = torch.stack(codes, 1), torch.stack(logprobs, 1)
     ended_with_eos = torch.isin(codes_t.gather(1, (num_steps - 1).clamp_min(0)[:, None]).squeeze(1), eos)
     return CodeRollouts(
