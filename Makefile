@@ -4,7 +4,21 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo bench corpus clean
+.PHONY: setup test test-fast demo bench corpus stage0 clean
+
+# Training stages: make stage0 CONFIG=configs/stage0_tiny.yaml [LAUNCH=accelerate|deepspeed|torchrun] [ARGS="key=value ..."]
+CONFIG ?=
+LAUNCH ?= python
+NPROC  ?= 1
+ifeq ($(LAUNCH),accelerate)
+  RUN := $(VENV)/bin/accelerate launch --num_processes $(NPROC)
+else ifeq ($(LAUNCH),deepspeed)
+  RUN := $(VENV)/bin/deepspeed --num_gpus $(NPROC)
+else ifeq ($(LAUNCH),torchrun)
+  RUN := $(VENV)/bin/torchrun --nproc_per_node $(NPROC)
+else
+  RUN := $(PY)
+endif
 
 $(STAMP): pyproject.toml scripts/setup_venv.sh
 	VENV=$(VENV) bash scripts/setup_venv.sh
@@ -31,6 +45,10 @@ bench: $(STAMP)
 ## make corpus: re-synthesise data/tiny_corpus (needs Debian espeak-ng; the result is committed)
 corpus: $(STAMP)
 	$(PY) scripts/make_tiny_corpus.py
+
+## make stage0 CONFIG=...: speech tokenizer into the Talker code space (self-bootstrapped pairs)
+stage0: $(STAMP)
+	$(RUN) stages/stage0.py --config $(or $(CONFIG),configs/stage0_tiny.yaml) $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

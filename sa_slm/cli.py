@@ -1,4 +1,4 @@
-"""`sa-slm` command line: generate speech, run the demo."""
+"""`sa-slm` command line: generate speech, tokenize manifests, run the demo."""
 
 from __future__ import annotations
 
@@ -38,6 +38,18 @@ def cmd_generate(args) -> None:
         print(f"wrote {path} ({len(wav) / result.sample_rate:.2f} s at {result.sample_rate} Hz)")
 
 
+def cmd_tokenize(args) -> None:
+    from .codec import SpeechTokenizer
+    from .codec.tokenize import tokenize_manifest
+
+    tokenizer = SpeechTokenizer.from_pretrained(args.tokenizer).to(args.device or "cpu").eval()
+    report = tokenize_manifest(tokenizer, args.manifest, args.out, batch_size=args.batch_size)
+    print(f"wrote {args.out}: {report.encoded} encoded, {report.skipped} already done, "
+          f"{report.passed_through} without reply_audio, {len(report.failed)} failed")
+    for line in report.failed:
+        print(f"  {line}", file=sys.stderr)
+
+
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
@@ -68,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-new-codes", type=int, default=None, help="Talker budget (50 codes per second)")
     g.add_argument("--seed", type=int, default=None)
     g.set_defaults(func=cmd_generate)
+
+    t = sub.add_parser("tokenize", help="fill reply_codes for every reply_audio of a manifest (stage-0 tokenizer)")
+    t.add_argument("--manifest", required=True, help="input JSONL manifest")
+    t.add_argument("--out", required=True, help="output manifest (line-aligned; a rerun resumes)")
+    t.add_argument("--tokenizer", required=True, help="folder written by stage 0 (<output_dir>/tokenizer)")
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--device", default=None)
+    t.set_defaults(func=cmd_tokenize)
 
     d = sub.add_parser("demo", help="answer a shipped spoken question with the built-in tiny model")
     d.add_argument("--out", default="outputs/demo")

@@ -1,0 +1,121 @@
+"""Self-bootstrapped (audio, codes) pairs: the base model's Talker samples codes for varied texts and
+every speaker, Token2Wav renders them. Cached to disk as a manifest, resumable, with a progress bar."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from tqdm.auto import tqdm
+
+from ..audio import write_wav
+from ..talker.sampling import SamplingConfig
+
+if TYPE_CHECKING:
+    from ..model import SASLM
+
+log = logging.getLogger(__name__)
+MANIFEST_NAME = "pairs.jsonl"
+READ_ALOUD = "Read the following text aloud."
+
+#: Varied sentences used when no text file is given (questions, exclamations, lists, numbers).
+DEFAULT_TEXTS = [
+    "Good morning! Did you sleep well?",
+    "I can't believe we actually won the game.",
+    "Please leave the package at the front door.",
+    "The meeting moved to three thirty on Thursday.",
+    "Oh no, I think I left my keys at the office.",
+    "That is the most beautiful sunset I have ever seen.",
+    "Could you speak a little more slowly, please?",
+    "We need eggs, flour, sugar and a pinch of salt.",
+    "I'm sorry to hear that. Is there anything I can do?",
+    "Turn left at the second traffic light.",
+    "Wow, that's fantastic news, congratulations!",
+    "It has been raining for three days straight.",
+    "Honestly, I don't think that's a good idea.",
+    "The train to the airport leaves every twenty minutes.",
+    "Let's take a deep breath and start again.",
+    "Why would anyone do something like that?",
+]
+
+
+@dataclass
+class BootstrapConfig:
+    """What to synthesise. Items are (text, speaker, sample k); ids are stable across runs."""
+
+    texts: list[str] = field(default_factory=lambda: list(DEFAULT_TEXTS))
+    speakers: list[str] | None = None  # None: every speaker of the model
+    samples_per_text: int = 2
+    texts_per_batch: int = 8
+    seed: int = 0
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+def _read_done(manifest: Path) -> set[str]:
+    """Ids already written; a torn last line (killed mid-write) is dropped from the file."""
+    if not manifest.is_file():
+        return set()
+    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+    done, keep = set(), []
+    for i, line in enumerate(lines):
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                log.warning("%s: dropping a torn last line from an interrupted run", manifest)
+                continue
+            raise
+        if not line.endswith("\n"):
+            line += "\n"
+        keep.append(line)
+        done.add(obj["id"])
+    manifest.write_text("".join(keep), encoding="utf-8")
+    return done
+
+
+def bootstrap_pairs(saslm: "SASLM", out_dir: str | Path, cfg: BootstrapConfig, progress: bool = True) -> Path:
+    """Write `out_dir/pairs.jsonl` + `out_dir/wavs/*.wav` (24 kHz); skip items already there."""
+    out_dir = Path(out_dir)
+    (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
+    manifest = out_dir / MANIFEST_NAME
+    done = _read_done(manifest)
+    speakers = cfg.speakers or saslm.speakers.names
+    K = cfg.samples_per_text
+    todo = [(spk, t) for spk in speakers for t in range(len(cfg.texts))
+            if any(f"{spk}_{t:05d}_{k}" not in done for k in range(K))]
+    bar = tqdm(total=len(todo) * K, desc="bootstrap pairs", unit="clip", disable=not progress)
+    seeds = [cfg.seed * 1000 + k for k in range(K)]
+    for spk in speakers:
+        items = [t for s, t in todo if s == spk]
+        for start in range(0, len(items), cfg.texts_per_batch):
+            chunk = items[start : start + cfg.texts_per_batch]
+            convs = [saslm.conversation(text=READ_ALOUD) for _ in chunk]
+            replies = [torch.tensor(saslm.processor.encode_reply(cfg.texts[t])) for t in chunk]
+            out = saslm.rollouts(convs, K, cfg.sampling, reply_ids=replies, speaker=spk, seeds=seeds,
+                                 decode_seed=cfg.seed)
+            rows = []
+            for r in range(len(chunk) * K):
+                t, k = chunk[r // K], r % K
+                item_id = f"{spk}_{t:05d}_{k}"
+                if item_id in done:
+                    continue
+                codes = out.codes.audio_codes(r)
+                if codes.numel() == 0:
+                    log.warning("%s: the Talker stopped at once; no pair written", item_id)
+                    continue
+                wav_rel = f"wavs/{item_id}.wav"
+                write_wav(out_dir / wav_rel, out.waveforms[r].numpy(), out.sample_rate)
+                rows.append(json.dumps({"id": item_id, "user_text": READ_ALOUD, "reply_text": cfg.texts[t],
+                                        "reply_audio": wav_rel, "reply_codes": codes.tolist(), "speaker": spk}))
+            with open(manifest, "a", encoding="utf-8") as f:
+                f.write("".join(row + "\n" for row in rows))
+                f.flush()
+                os.fsync(f.fileno())
+            bar.update(len(chunk) * K)
+    bar.close()
+    return manifest

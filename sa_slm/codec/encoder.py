@@ -1,0 +1,172 @@
+"""Audio → per-frame logits over the Talker's codec vocabulary, at the Talker's code rate.
+
+Code rate: Token2Wav renders `repeats` mel frames per code at `sample_rate / hop` mel frames per
+second (released models: 24000 / 240 = 100 frames/s, repeats 2 → 50 codes/s). The encoder computes
+a log-mel at that frame rate and downsamples by `repeats` with a strided convolution, so code t
+covers mel frames [repeats*t, repeats*(t+1)), exactly the frames the DiT renders from it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel, Qwen2_5OmniConfig
+from transformers.audio_utils import mel_filter_bank
+
+
+class SpeechTokenizerConfig(PretrainedConfig):
+    model_type = "sa_slm_speech_tokenizer"
+
+    def __init__(
+        self,
+        sample_rate: int = 24_000,
+        hop_length: int = 240,
+        n_fft: int = 1024,
+        n_mels: int = 80,
+        f_max: float = 12_000.0,
+        frames_per_code: int = 2,
+        codebook_size: int = 8193,
+        hidden_size: int = 256,
+        num_layers: int = 4,
+        num_heads: int = 4,
+        dropout: float = 0.0,
+        max_codes: int = 4096,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sample_rate, self.hop_length, self.n_fft, self.n_mels, self.f_max = sample_rate, hop_length, n_fft, n_mels, f_max
+        self.frames_per_code, self.codebook_size = frames_per_code, codebook_size
+        self.hidden_size, self.num_layers, self.num_heads, self.dropout = hidden_size, num_layers, num_heads, dropout
+        self.max_codes = max_codes
+
+    @property
+    def samples_per_code(self) -> int:
+        return self.hop_length * self.frames_per_code
+
+    @property
+    def codes_per_second(self) -> float:
+        return self.sample_rate / self.samples_per_code
+
+    @classmethod
+    def for_omni(cls, omni: Qwen2_5OmniConfig, **overrides) -> "SpeechTokenizerConfig":
+        """Frame rate and codebook derived from a Qwen2.5-Omni Token2Wav config."""
+        t2w = omni.token2wav_config
+        hop = math.prod(t2w.bigvgan_config.upsample_rates)
+        fields = dict(hop_length=hop, n_mels=t2w.dit_config.mel_dim, frames_per_code=t2w.dit_config.repeats,
+                      codebook_size=t2w.dit_config.num_embeds)
+        fields.update(overrides)
+        return cls(**fields)
+
+
+class LogMel(nn.Module):
+    """Natural-log mel spectrogram (the DiT/BigVGAN convention), (B, samples) → (B, frames, n_mels)."""
+
+    def __init__(self, cfg: SpeechTokenizerConfig) -> None:
+        super().__init__()
+        self.n_fft, self.hop = cfg.n_fft, cfg.hop_length
+        fb = mel_filter_bank(cfg.n_fft // 2 + 1, cfg.n_mels, 0.0, cfg.f_max, cfg.sample_rate, norm="slaney",
+                             mel_scale="slaney")
+        # Persistent so that loading (which builds the model on the meta device) restores them.
+        self.register_buffer("filters", torch.tensor(fb, dtype=torch.float32))
+        self.register_buffer("window", torch.hann_window(cfg.n_fft))
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        if wav.shape[-1] < self.n_fft:  # reflect padding needs a few samples; very short clips get zeros
+            wav = nn.functional.pad(wav, (0, self.n_fft - wav.shape[-1]))
+        pad = (self.n_fft - self.hop) // 2
+        wav = nn.functional.pad(wav.float()[:, None], (pad, pad), mode="reflect")[:, 0]
+        spec = torch.stft(wav, self.n_fft, self.hop, window=self.window, center=False, return_complex=True).abs()
+        mel = torch.matmul(spec.transpose(1, 2), self.filters)
+        return torch.log(mel.clamp_min(1e-5))
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm self-attention + MLP block; padding keys are masked out."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        attn = nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=valid[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
+        )
+        x = x + self.out(attn.transpose(1, 2).reshape(B, T, D))
+        return x + self.mlp(self.norm2(x))
+
+
+class SpeechTokenizer(PreTrainedModel):
+    """Log-mel → strided conv (frames_per_code) → Transformer encoder → codebook logits."""
+
+    config_class = SpeechTokenizerConfig
+    base_model_prefix = "speech_tokenizer"
+    main_input_name = "audio"
+
+    def __init__(self, config: SpeechTokenizerConfig) -> None:
+        super().__init__(config)
+        self.mel = LogMel(config)
+        self.mel_norm = nn.LayerNorm(config.n_mels)  # log-mel levels vary by tens of units across bins
+        h = config.hidden_size
+        self.frontend = nn.Sequential(
+            nn.Conv1d(config.n_mels, h, kernel_size=3, padding=1),
+            nn.GELU(),
+            nn.Conv1d(h, h, kernel_size=config.frames_per_code, stride=config.frames_per_code),
+            nn.GELU(),
+        )
+        self.positions = nn.Embedding(config.max_codes, h)
+        self.blocks = nn.ModuleList(EncoderBlock(h, config.num_heads, config.dropout) for _ in range(config.num_layers))
+        self.norm = nn.LayerNorm(h)
+        self.head = nn.Linear(h, config.codebook_size)
+        self.post_init()
+
+    def num_codes(self, num_samples: torch.Tensor) -> torch.Tensor:
+        """Codes produced for `num_samples` of audio (one per `samples_per_code`, rounded down)."""
+        return num_samples // self.config.samples_per_code
+
+    def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor | None = None,
+                codes: torch.Tensor | None = None, code_lengths: torch.Tensor | None = None) -> dict:
+        """audio: (B, samples) at config.sample_rate, right-padded; returns logits (B, T, codebook) and,
+        with target `codes` (B, T'), the mean cross-entropy over valid code positions."""
+        B = audio.shape[0]
+        if audio_lengths is None:
+            audio_lengths = torch.full((B,), audio.shape[1], device=audio.device)
+        n_codes = self.num_codes(audio_lengths)
+        T = int(n_codes.max())
+        if T > self.config.max_codes:
+            raise ValueError(f"{T} codes exceed the tokenizer's max_codes={self.config.max_codes}; split the audio")
+        # Per clip, on its own samples, so padding never leaks into a clip's last frames.
+        frames = n_codes * self.config.frames_per_code
+        mel = audio.new_zeros(B, T * self.config.frames_per_code, self.config.n_mels)
+        for b in range(B):
+            if frames[b] > 0:
+                mel[b, : frames[b]] = self.mel(audio[b : b + 1, : audio_lengths[b]])[0, : frames[b]]
+        x = self.frontend(self.mel_norm(mel).transpose(1, 2)).transpose(1, 2)[:, :T]  # (B, T, h)
+        x = x + self.positions(torch.arange(T, device=x.device))[None]
+        valid = torch.arange(T, device=x.device)[None] < n_codes[:, None]
+        for block in self.blocks:
+            x = block(x, valid)
+        logits = self.head(self.norm(x))
+        out = {"logits": logits, "code_mask": valid}
+        if codes is not None:
+            lengths = code_lengths if code_lengths is not None else torch.full((B,), codes.shape[1], device=codes.device)
+            steps = min(T, codes.shape[1])
+            mask = valid[:, :steps] & (torch.arange(steps, device=x.device)[None] < lengths[:, None])
+            ce = nn.functional.cross_entropy(logits[:, :steps].transpose(1, 2), codes[:, :steps].clamp_min(0), reduction="none")
+            out["loss"] = (ce * mask).sum() / mask.sum().clamp_min(1)
+            out["accuracy"] = ((logits[:, :steps].argmax(-1) == codes[:, :steps]) & mask).sum() / mask.sum().clamp_min(1)
+        return out
+
+    @torch.no_grad()
+    def encode(self, audio: torch.Tensor, audio_lengths: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Greedy codes per clip (B, samples) → list of (n_codes,) tensors."""
+        out = self(audio, audio_lengths)
+        n = out["code_mask"].sum(-1).tolist()
+        return [row[:k] for row, k in zip(out["logits"].argmax(-1), n)]

@@ -1,0 +1,73 @@
+"""Speech-tokenizer quality: held-out code accuracy, round-trip mel distance and code stability."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import CodePairDataset, collate_pairs
+from .encoder import LogMel, SpeechTokenizer
+
+if TYPE_CHECKING:
+    from ..model import SASLM
+
+
+@dataclass
+class AccuracyReport:
+    accuracy: float  # fraction of held-out codes predicted exactly
+    chance: float  # accuracy of always answering the most frequent training code
+    codes: int
+
+
+@torch.no_grad()
+def code_accuracy(tokenizer: SpeechTokenizer, heldout: CodePairDataset, train_codes: list[list[int]],
+                  batch_size: int = 8, progress: bool = True) -> AccuracyReport:
+    tokenizer.eval()
+    majority = Counter(c for seq in train_codes for c in seq).most_common(1)[0][0]
+    hits = total = majority_hits = 0
+    for start in tqdm(range(0, len(heldout), batch_size), desc="held-out accuracy", disable=not progress):
+        batch = collate_pairs([heldout[i] for i in range(start, min(start + batch_size, len(heldout)))])
+        batch = {k: v.to(tokenizer.device) for k, v in batch.items()}
+        pred = tokenizer(batch["audio"], batch["audio_lengths"])["logits"].argmax(-1)
+        steps = min(pred.shape[1], batch["codes"].shape[1])
+        mask = torch.arange(steps, device=pred.device)[None] < batch["code_lengths"][:, None]
+        mask &= torch.arange(steps, device=pred.device)[None] < tokenizer.num_codes(batch["audio_lengths"])[:, None]
+        target = batch["codes"][:, :steps]
+        hits += int(((pred[:, :steps] == target) & mask).sum())
+        majority_hits += int(((target == majority) & mask).sum())
+        total += int(mask.sum())
+    return AccuracyReport(hits / max(total, 1), majority_hits / max(total, 1), total)
+
+
+@dataclass
+class RoundTripReport:
+    mel_l1: float  # mean |log-mel(x) - log-mel(decode(encode(x)))| over frames and bins
+    code_agreement: float  # fraction of encode(decode(encode(x))) equal to encode(x)
+    clips: int
+
+
+@torch.no_grad()
+def round_trip(tokenizer: SpeechTokenizer, saslm: "SASLM", wavs: list[torch.Tensor], speaker: str | None = None,
+               seed: int = 0, progress: bool = True) -> RoundTripReport:
+    """x → codes → Token2Wav audio → codes again, at the tokenizer's sample rate (24 kHz)."""
+    tokenizer.eval()
+    mel = LogMel(tokenizer.config).to(tokenizer.device)
+    l1, agree, n_codes = [], 0, 0
+    for i, wav in enumerate(tqdm(wavs, desc="round trip", disable=not progress)):
+        wav = wav.to(tokenizer.device)[None]
+        codes = tokenizer.encode(wav)[0]
+        if codes.numel() == 0:
+            continue
+        resynth = saslm.decode(codes, speaker=speaker, seed=seed + i).to(tokenizer.device)[None]
+        again = tokenizer.encode(resynth)[0]
+        n = min(len(codes), len(again))
+        agree += int((codes[:n] == again[:n]).sum())
+        n_codes += len(codes)
+        a, b = mel(wav), mel(resynth)
+        frames = min(a.shape[1], b.shape[1])
+        l1.append(float((a[:, :frames] - b[:, :frames]).abs().mean()))
+    return RoundTripReport(sum(l1) / max(len(l1), 1), agree / max(n_codes, 1), len(l1))

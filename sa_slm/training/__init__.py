@@ -1,0 +1,1 @@
+"""Shared training machinery for every stage: typed YAML configs, Trainer arguments, safe resume."""

@@ -1,0 +1,60 @@
+"""Trainer arguments from a TrainSection, and a resume point that skips torn checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from transformers import TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from .config import TrainSection
+
+log = logging.getLogger(__name__)
+
+
+def training_arguments(train: TrainSection, output_dir: str | Path, seed: int, **extra) -> TrainingArguments:
+    """One place that maps our config onto `TrainingArguments` (CPU runs set use_cpu).
+
+    TensorBoard logs go to `<output_dir>/runs/` (or `$TENSORBOARD_LOGGING_DIR`).
+    """
+    fields = asdict(train)
+    eval_steps = fields.pop("eval_steps")
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        seed=seed,
+        data_seed=seed,
+        remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available(),
+        eval_strategy="steps" if eval_steps else "no",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        disable_tqdm=False,
+        **fields,
+        **extra,
+    )
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """Newest `checkpoint-N` that finished writing (has trainer_state.json and weights); torn ones are skipped."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    candidates = sorted(
+        (p for p in root.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+        reverse=True,
+    )
+    for ckpt in candidates:
+        has_weights = any(ckpt.glob("*.safetensors")) or any(ckpt.glob("*.bin")) or any(ckpt.glob("global_step*"))
+        if (ckpt / "trainer_state.json").is_file() and has_weights:
+            return str(ckpt)
+        log.warning("skipping incomplete checkpoint %s (interrupted while saving)", ckpt)
+    return None
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0

@@ -1,0 +1,106 @@
+"""Speech tokenizer (stage 0): code rate, batching, persistence, bootstrap resume, manifest tokenizing."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sa_slm.codec import SpeechTokenizer, SpeechTokenizerConfig
+from sa_slm.codec.bootstrap import MANIFEST_NAME, BootstrapConfig, bootstrap_pairs
+from sa_slm.codec.data import split_by_text
+from sa_slm.codec.tokenize import encode, tokenize_manifest
+from sa_slm.data import load_manifest
+from sa_slm.talker.sampling import SamplingConfig
+
+
+@pytest.fixture(scope="module")
+def small_tokenizer(tiny):
+    torch.manual_seed(0)
+    cfg = SpeechTokenizerConfig.for_omni(tiny.model.config, hidden_size=32, num_layers=1, num_heads=2)
+    return SpeechTokenizer(cfg).eval()
+
+
+def test_code_rate_follows_token2wav(small_tokenizer):
+    cfg = small_tokenizer.config
+    assert (cfg.hop_length, cfg.frames_per_code, cfg.samples_per_code) == (240, 2, 480)
+    assert cfg.codes_per_second == 50.0 and cfg.codebook_size == 8448
+    out = small_tokenizer(torch.randn(1, 24_000 + 479))
+    assert out["logits"].shape == (1, 50, 8448)
+
+
+def test_batched_equals_single_and_padding_is_masked(small_tokenizer):
+    audio = torch.randn(2, 12_000)
+    lengths = torch.tensor([12_000, 7_000])
+    batched = small_tokenizer(audio, lengths)["logits"]
+    alone = small_tokenizer(audio[1:, :7_000])["logits"]
+    assert batched.shape[1] == 25 and alone.shape[1] == 14
+    torch.testing.assert_close(batched[1, :14], alone[0], atol=1e-5, rtol=1e-5)
+    # Targets past a row's code length do not change the loss.
+    codes = torch.randint(0, 8000, (2, 25))
+    noisy = codes.clone()
+    noisy[1, 14:] = 0
+    loss_a = small_tokenizer(audio, lengths, codes, torch.tensor([25, 14]))["loss"]
+    loss_b = small_tokenizer(audio, lengths, noisy, torch.tensor([25, 14]))["loss"]
+    torch.testing.assert_close(loss_a, loss_b)
+
+
+def test_save_and_reload(small_tokenizer, tmp_path):
+    small_tokenizer.save_pretrained(tmp_path / "tok")
+    again = SpeechTokenizer.from_pretrained(tmp_path / "tok").eval()
+    audio = torch.randn(1, 9_600)
+    torch.testing.assert_close(again(audio)["logits"], small_tokenizer(audio)["logits"])
+
+
+def test_bootstrap_is_resumable_and_deterministic(tiny, tmp_path):
+    cfg = BootstrapConfig(texts=["Hello there.", "See you soon!"], speakers=["Chelsie"], samples_per_text=2,
+                          texts_per_batch=1, seed=3, sampling=SamplingConfig(max_new_tokens=8))
+    manifest = bootstrap_pairs(tiny, tmp_path, cfg, progress=False)
+    lines = manifest.read_text().splitlines()
+    assert len(lines) == 4
+    examples = load_manifest(manifest, codebook_size=8448)
+    wav, sr = sf.read(examples[0].reply_audio)
+    assert sr == 24_000 and len(wav) == len(examples[0].reply_codes) * 480
+    # A rerun finds everything done and writes nothing.
+    bootstrap_pairs(tiny, tmp_path, cfg, progress=False)
+    assert manifest.read_text().splitlines() == lines
+    # An interrupted run (last item missing, torn half line) is repaired and completed identically.
+    manifest.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
+    bootstrap_pairs(tiny, tmp_path, cfg, progress=False)
+    assert manifest.read_text().splitlines() == lines
+    train, heldout = split_by_text(examples, 0.5, seed=0)
+    assert {ex.reply_text for ex in train}.isdisjoint({ex.reply_text for ex in heldout}) and len(heldout) == 2
+
+
+def test_tokenize_skips_bad_lines_and_resumes(small_tokenizer, tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "wavs").mkdir()
+    for i, seconds in enumerate([0.5, 0.8, 1.0]):
+        sf.write(tmp_path / "wavs" / f"ok{i}.wav", 0.1 * rng.standard_normal(int(16_000 * seconds)), 16_000)
+    (tmp_path / "wavs" / "corrupt.wav").write_bytes(b"RIFF....WAVEjunk")
+    rows = [{"user_text": "q", "reply_text": "a", "reply_audio": f"wavs/ok{i}.wav"} for i in range(3)]
+    rows.insert(1, {"user_text": "q", "reply_text": "a", "reply_audio": "wavs/missing.wav"})
+    rows.insert(3, {"user_text": "q", "reply_text": "a", "reply_audio": "wavs/corrupt.wav"})
+    rows.append({"user_text": "text only", "reply_text": "no audio here"})
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out" / "coded.jsonl"
+
+    report = tokenize_manifest(small_tokenizer, src, out, batch_size=2, progress=False)
+    assert (report.encoded, report.skipped, report.passed_through) == (3, 0, 1)
+    assert len(report.failed) == 2
+    assert report.failed[0].startswith(f"{src}:2:") and "missing.wav: audio file not found" in report.failed[0]
+    assert report.failed[1].startswith(f"{src}:4:") and "corrupt.wav: cannot decode audio" in report.failed[1]
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(written) == len(rows)
+    for i, seconds in zip([0, 2, 4], [0.5, 0.8, 1.0]):
+        assert len(written[i]["reply_codes"]) == int(seconds * 50)
+        assert written[i]["reply_audio"] == f"../wavs/ok{[0, 2, 4].index(i)}.wav"  # rebased to out/
+    assert "reply_codes" not in written[1] and "reply_codes" not in written[3]
+    # The same codes as encoding the file directly.
+    assert written[0]["reply_codes"] == encode(small_tokenizer, tmp_path / "wavs" / "ok0.wav").tolist()
+
+    again = tokenize_manifest(small_tokenizer, src, out, batch_size=2, progress=False)
+    assert (again.encoded, again.skipped, len(again.failed)) == (0, 3, 2)
+    assert [json.loads(line) for line in out.read_text().splitlines()] == written
