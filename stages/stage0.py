@@ -22,9 +22,9 @@ from sa_slm import SASLM
 from sa_slm.codec import SpeechTokenizer, SpeechTokenizerConfig
 from sa_slm.codec.bootstrap import DEFAULT_TEXTS, BootstrapConfig, bootstrap_pairs
 from sa_slm.codec.config import Stage0Config
-from sa_slm.codec.data import CodePairDataset, collate_pairs, split_by_text
+from sa_slm.codec.data import CodePairDataset, SpeechDataset, collate_pairs, split_by_text
 from sa_slm.codec.metrics import code_accuracy, round_trip
-from sa_slm.codec.trainer import SpeechTokenizerTrainer
+from sa_slm.codec.trainer import FlowMatchingObjective, SpeechTokenizerTrainer
 from sa_slm.audio import load_audio
 from sa_slm.data import load_manifest
 from sa_slm.errors import SASLMError
@@ -67,8 +67,14 @@ def run(cfg: Stage0Config) -> dict:
     tokenizer = SpeechTokenizer(tok_cfg)
     train_set = CodePairDataset(train_ex, tok_cfg.sample_rate)
     heldout_set = CodePairDataset(heldout_ex, tok_cfg.sample_rate) if heldout_ex else None
-    trainer = SpeechTokenizerTrainer(model=tokenizer, args=args, train_dataset=train_set,
-                                     eval_dataset=heldout_set, data_collator=collate_pairs)
+    flow_matching = None
+    if cfg.flow_matching_weight > 0:
+        real = load_manifest(cfg.flow_matching_manifest or cfg.real_speech_manifest)
+        train_set = torch.utils.data.ConcatDataset([train_set, SpeechDataset(real, tok_cfg.sample_rate)])
+        flow_matching = FlowMatchingObjective(saslm.model.token2wav.code2wav_dit_model,
+                                              saslm.speakers[cfg.flow_matching_speaker].cond, cfg.flow_matching_weight)
+    trainer = SpeechTokenizerTrainer(model=tokenizer, args=args, train_dataset=train_set, eval_dataset=heldout_set,
+                                     data_collator=collate_pairs, flow_matching=flow_matching)
     result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
     trainer.save_model(str(out / "tokenizer"))
 
@@ -87,7 +93,8 @@ def run(cfg: Stage0Config) -> dict:
             wavs = [torch.from_numpy(load_audio(ex.reply_audio, tok_cfg.sample_rate)) for ex in real]
             real_rt = round_trip(tokenizer, saslm, wavs, seed=cfg.seed)
             metrics.update(real_round_trip_mel_l1=real_rt.mel_l1, real_round_trip_code_agreement=real_rt.code_agreement,
-                           real_round_trip_clips=real_rt.clips)
+                           real_round_trip_clips=real_rt.clips,
+                           real_round_trip_wer=real_rt.wer)  # None until an ASR backend is configured
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         print(json.dumps(metrics, indent=2))
         print(f"speech tokenizer saved to {out / 'tokenizer'}")

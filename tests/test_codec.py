@@ -104,3 +104,42 @@ def test_tokenize_skips_bad_lines_and_resumes(small_tokenizer, tmp_path):
     again = tokenize_manifest(small_tokenizer, src, out, batch_size=2, progress=False)
     assert (again.encoded, again.skipped, len(again.failed)) == (0, 3, 2)
     assert [json.loads(line) for line in out.read_text().splitlines()] == written
+
+
+def test_flow_matching_trains_the_tokenizer_through_frozen_dit(tiny, small_tokenizer):
+    from sa_slm.codec.flow_matching import given_code_embeddings, straight_through
+    from sa_slm.codec.trainer import FlowMatchingObjective, SpeechTokenizerTrainer  # noqa: F401
+
+    dit = tiny.model.token2wav.code2wav_dit_model
+    FlowMatchingObjective(dit, tiny.speakers["Chelsie"].cond)  # freezes the DiT
+    assert not any(p.requires_grad for p in dit.parameters())
+    # Given embeddings equal to the table rows of the codes reproduce the DiT's own forward.
+    codes = torch.randint(0, 8000, (1, 10))
+    spk = tiny.speakers["Chelsie"]
+    kw = dict(hidden_states=torch.randn(1, 20, 80), condition_vector=spk.ref_mel, time_step=torch.tensor([0.4]),
+              speaker_embedding=spk.cond.unsqueeze(1).repeat(1, 20, 1), apply_cfg=False)
+    with torch.no_grad():
+        plain = dit(quantized_code=codes, **kw)
+        with given_code_embeddings(dit, dit.text_embed.codec_embed(codes)):
+            given = dit(quantized_code=torch.zeros_like(codes), **kw)
+    torch.testing.assert_close(plain, given)
+    # Straight-through: forward is the one-hot argmax, backward reaches every logit.
+    logits = torch.randn(4, 7, requires_grad=True)
+    st = straight_through(logits)
+    assert torch.equal(st.detach(), torch.nn.functional.one_hot(logits.argmax(-1), 7).float())
+    (st * torch.randn(4, 7)).sum().backward()
+    assert (logits.grad != 0).all()
+
+
+def test_round_trip_reports_wer_with_an_asr_backend(tiny, small_tokenizer):
+    from sa_slm.codec.metrics import round_trip
+
+    wavs = [0.1 * torch.randn(9_600), 0.1 * torch.randn(4_800)]
+    texts = ["one two three", "four five"]
+    exact = round_trip(small_tokenizer, tiny, wavs, progress=False, texts=texts,
+                       transcribe=lambda wav, sr: texts[0] if len(wav) > 5_000 else texts[1])
+    assert exact.wer == 0.0 and exact.clips == 2 and exact.mel_l1 > 0
+    assert 0 <= exact.code_agreement <= 1
+    wrong = round_trip(small_tokenizer, tiny, wavs, progress=False, texts=texts, transcribe=lambda wav, sr: "nothing")
+    assert wrong.wer == 1.0
+    assert round_trip(small_tokenizer, tiny, wavs, progress=False).wer is None

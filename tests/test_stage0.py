@@ -19,10 +19,12 @@ def test_stage0_learns_codes(tmp_path):
                         "train.max_steps=200", "train.save_steps=100", "round_trip_clips=4"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    # Loss falls well below the first logged value (ln 8448 = 9.0 at init; measured 7.75 -> 3.78).
+    # The code cross-entropy falls well below its first logged value (ln 8448 = 9.0 at init; measured
+    # 7.77 -> 4.27), and the flow-matching objective on the real-speech corpus ran alongside.
     state = json.loads((out / "checkpoints" / "checkpoint-200" / "trainer_state.json").read_text())
-    losses = [e["loss"] for e in state["log_history"] if "loss" in e]
-    assert losses[0] > 6.5 and losses[-1] < 0.6 * losses[0]
+    ce = [e["ce_loss"] for e in state["log_history"] if "ce_loss" in e]
+    assert ce[0] > 6.5 and ce[-1] < 0.6 * ce[0]
+    assert all("fm_loss" in e for e in state["log_history"] if "loss" in e)
     # Held-out texts: accuracy far above always answering the most frequent training code.
     assert metrics["heldout_code_accuracy"] > 3 * metrics["chance_accuracy"]
     assert metrics["heldout_code_accuracy"] > 0.10
@@ -31,3 +33,13 @@ def test_stage0_learns_codes(tmp_path):
     assert metrics["self_round_trip_code_agreement"] >= 0.30
     assert metrics["real_round_trip_clips"] == 4 and metrics["real_round_trip_mel_l1"] > 0
     assert SpeechTokenizer.from_pretrained(out / "tokenizer").config.codes_per_second == 50.0
+
+    # Resume: a torn checkpoint (interrupted while saving) is skipped, training continues from step 200,
+    # and the cached pairs are reused rather than synthesised again.
+    pairs = out / "bootstrap" / "pairs.jsonl"
+    before = pairs.read_text()
+    (out / "checkpoints" / "checkpoint-300").mkdir()
+    assert stage0.main(["--config", "configs/stage0_tiny.yaml", f"output_dir={out}", "bootstrap.samples_per_text=2",
+                        "train.max_steps=210", "train.save_steps=100", "round_trip_clips=1"]) == 0
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["steps"] == 210 and pairs.read_text() == before

@@ -39,4 +39,7 @@ class Stage0Config:
     heldout_fraction: float = 0.125  # fraction of texts held out for code accuracy
     real_speech_manifest: str | None = "data/tiny_corpus/manifest.jsonl"  # round-trip metrics on reply_audio
     round_trip_clips: int = 8
+    flow_matching_weight: float = 0.0  # > 0: add the frozen DiT's flow-matching loss on real speech
+    flow_matching_manifest: str | None = None  # real speech for it (default: real_speech_manifest)
+    flow_matching_speaker: str | None = None  # speaker vector fed to the DiT (default: the model's default)
     train: TrainSection = field(default_factory=TrainSection)

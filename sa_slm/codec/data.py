@@ -27,9 +27,31 @@ class CodePairDataset(torch.utils.data.Dataset):
         return {"audio": torch.from_numpy(wav), "codes": torch.tensor(ex.reply_codes)}
 
 
+class SpeechDataset(torch.utils.data.Dataset):
+    """Real speech without codes (reply_audio, else user_audio), for the flow-matching objective."""
+
+    def __init__(self, examples: list[Example], sample_rate: int) -> None:
+        self.paths = [ex.reply_audio or ex.user_audio for ex in examples if ex.reply_audio or ex.user_audio]
+        self.sample_rate = sample_rate
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"real_audio": torch.from_numpy(load_audio(self.paths[i], self.sample_rate))}
+
+
 def collate_pairs(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Right-pad audio and codes; lengths say what is real."""
-    return {
+    """Right-pad audio and codes; lengths say what is real. Real-speech items go to `real_audio`."""
+    batch = {}
+    real = [it["real_audio"] for it in items if "real_audio" in it]
+    if real:
+        batch = {"real_audio": pad_sequence(real, batch_first=True),
+                 "real_audio_lengths": torch.tensor([len(r) for r in real])}
+    items = [it for it in items if "codes" in it]
+    if not items:
+        return batch
+    return batch | {
         "audio": pad_sequence([it["audio"] for it in items], batch_first=True),
         "audio_lengths": torch.tensor([len(it["audio"]) for it in items]),
         "codes": pad_sequence([it["codes"] for it in items], batch_first=True),

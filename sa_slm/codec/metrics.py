@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
+import jiwer
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -48,15 +50,20 @@ class RoundTripReport:
     mel_l1: float  # mean |log-mel(x) - log-mel(decode(encode(x)))| over frames and bins
     code_agreement: float  # fraction of encode(decode(encode(x))) equal to encode(x)
     clips: int
+    wer: float | None = None  # WER of the resynthesised audio against `texts`, when an ASR is given
 
 
 @torch.no_grad()
 def round_trip(tokenizer: SpeechTokenizer, saslm: "SASLM", wavs: list[torch.Tensor], speaker: str | None = None,
-               seed: int = 0, progress: bool = True) -> RoundTripReport:
-    """x → codes → Token2Wav audio → codes again, at the tokenizer's sample rate (24 kHz)."""
+               seed: int = 0, progress: bool = True, transcribe: Callable[[np.ndarray, int], str] | None = None,
+               texts: list[str] | None = None) -> RoundTripReport:
+    """x → codes → Token2Wav audio → codes again, at the tokenizer's sample rate (24 kHz).
+
+    transcribe(wav, sample_rate) -> text: an ASR backend; with `texts`, the round trip's WER is reported.
+    """
     tokenizer.eval()
     mel = LogMel(tokenizer.config).to(tokenizer.device)
-    l1, agree, n_codes = [], 0, 0
+    l1, agree, n_codes, refs, hyps = [], 0, 0, [], []
     for i, wav in enumerate(tqdm(wavs, desc="round trip", disable=not progress)):
         wav = wav.to(tokenizer.device)[None]
         codes = tokenizer.encode(wav)[0]
@@ -70,4 +77,8 @@ def round_trip(tokenizer: SpeechTokenizer, saslm: "SASLM", wavs: list[torch.Tens
         a, b = mel(wav), mel(resynth)
         frames = min(a.shape[1], b.shape[1])
         l1.append(float((a[:, :frames] - b[:, :frames]).abs().mean()))
-    return RoundTripReport(sum(l1) / max(len(l1), 1), agree / max(n_codes, 1), len(l1))
+        if transcribe is not None and texts is not None:
+            refs.append(texts[i])
+            hyps.append(transcribe(resynth[0].cpu().numpy(), tokenizer.config.sample_rate))
+    wer = jiwer.wer(refs, hyps) if refs else None
+    return RoundTripReport(sum(l1) / max(len(l1), 1), agree / max(n_codes, 1), len(l1), wer)

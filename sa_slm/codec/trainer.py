@@ -2,24 +2,74 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+from torch import nn
 from transformers import Trainer
+
+from .flow_matching import flow_matching_loss
+
+
+@dataclass
+class FlowMatchingObjective:
+    """Frozen DiT + speaker vector used on real-speech items; `weight` scales the loss."""
+
+    dit: nn.Module
+    cond: torch.Tensor  # (1, enc_emb_dim)
+    weight: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.dit.eval().requires_grad_(False)
 
 
 class SpeechTokenizerTrainer(Trainer):
-    """Cross-entropy on self-bootstrapped pairs; logs code accuracy next to the loss."""
+    """Cross-entropy on self-bootstrapped pairs (+ weighted flow matching on real speech).
 
-    def __init__(self, *args, **kwargs) -> None:
+    Logs `code_accuracy`, `ce_loss` and `fm_loss` next to the total loss.
+    """
+
+    def __init__(self, *args, flow_matching: FlowMatchingObjective | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._accuracy: list[float] = []
+        self.flow_matching = flow_matching
+        self._terms: dict[str, list[float]] = defaultdict(list)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        out = model(**inputs)
+        loss, out = 0.0, {}
+        if "audio" in inputs:
+            out = model(inputs["audio"], inputs["audio_lengths"], inputs["codes"], inputs["code_lengths"])
+            loss = out["loss"]
+            self._record(model, ce_loss=out["loss"], code_accuracy=out["accuracy"])
+        if "real_audio" in inputs and self.flow_matching is not None:
+            fm = self._flow_matching(model, inputs["real_audio"], inputs["real_audio_lengths"])
+            loss = loss + self.flow_matching.weight * fm
+            self._record(model, fm_loss=fm)
+        return (loss, out) if return_outputs else loss
+
+    def _flow_matching(self, model, audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        core = self.accelerator.unwrap_model(model)
+        fm = self.flow_matching
+        dit = fm.dit.to(audio.device)
+        logits = model(audio, lengths)["logits"]
+        per_clip = []
+        for b, n in enumerate(core.num_codes(lengths).tolist()):
+            if n == 0:
+                continue
+            frames = n * core.config.frames_per_code
+            mel = core.mel(audio[b : b + 1, : lengths[b]])[0, :frames]
+            per_clip.append(flow_matching_loss(dit, logits[b, :n], mel, fm.cond.to(audio.device)))
+        return torch.stack(per_clip).mean() if per_clip else logits.sum() * 0
+
+    def _record(self, model, **terms: torch.Tensor) -> None:
         if model.training:
-            self._accuracy.append(float(out["accuracy"]))
-        return (out["loss"], out) if return_outputs else out["loss"]
+            for name, value in terms.items():
+                self._terms[name].append(float(value.detach()))
 
     def log(self, logs: dict, *args, **kwargs) -> None:
-        if self._accuracy and "loss" in logs:
-            logs["code_accuracy"] = sum(self._accuracy) / len(self._accuracy)
-            self._accuracy.clear()
+        if "loss" in logs:
+            for name, values in self._terms.items():
+                if values:
+                    logs[name] = sum(values) / len(values)
+            self._terms.clear()
         super().log(logs, *args, **kwargs)
