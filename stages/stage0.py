@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
 from sa_slm import SASLM
 from sa_slm.codec import SpeechTokenizer, SpeechTokenizerConfig
@@ -48,8 +49,10 @@ def bootstrap_texts(cfg: Stage0Config) -> list[str]:
 def run(cfg: Stage0Config) -> dict:
     out = Path(cfg.output_dir)
     dump_config(cfg, out / "config.yaml")
-    args = training_arguments(cfg.train, out / "checkpoints", cfg.seed, prediction_loss_only=True)
+    # The frozen base model is built before the TrainingArguments: under ZeRO-3 these switch on
+    # partitioned construction (deepspeed.zero.Init) for every model created afterwards.
     saslm = SASLM.from_pretrained(cfg.model, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
+    args = training_arguments(cfg.train, out / "checkpoints", cfg.seed, prediction_loss_only=True)
 
     b = cfg.bootstrap
     sampling = SamplingConfig(True, b.temperature, b.top_k, b.top_p, max_new_tokens=b.max_codes)
@@ -81,7 +84,10 @@ def run(cfg: Stage0Config) -> dict:
     metrics = {"train_loss": result.training_loss, "steps": result.global_step,
                "train_pairs": len(train_ex), "heldout_pairs": len(heldout_ex)}
     if trainer.is_world_process_zero():
-        tokenizer = trainer.model.eval()
+        # Evaluate the saved (gathered) weights on this process alone: a ZeRO-3 engine's partitioned
+        # model would wait for the other ranks at every forward.
+        unset_hf_deepspeed_config()
+        tokenizer = SpeechTokenizer.from_pretrained(out / "tokenizer").to(args.device).eval()
         if heldout_set is not None:
             acc = code_accuracy(tokenizer, heldout_set, [ex.reply_codes for ex in train_ex])
             metrics.update(heldout_code_accuracy=acc.accuracy, chance_accuracy=acc.chance, heldout_codes=acc.codes)

@@ -43,3 +43,23 @@ def test_stage0_learns_codes(tmp_path):
                         "train.max_steps=210", "train.save_steps=100", "round_trip_clips=1"]) == 0
     resumed = json.loads((out / "metrics.json").read_text())
     assert resumed["steps"] == 210 and pairs.read_text() == before
+
+
+@pytest.mark.slow
+def test_stage0_under_deepspeed_zero3_two_processes(tmp_path):
+    """Two CPU processes (gloo) under ZeRO-3: same forward calls on every rank, gathered save, evaluation."""
+    import os
+    import subprocess
+
+    out = tmp_path / "stage0_z3"
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "stages/stage0.py",
+           "--config", "configs/stage0_tiny.yaml", f"output_dir={out}", "bootstrap.samples_per_text=1",
+           "train.max_steps=6", "train.save_steps=3", "round_trip_clips=1",
+           "train.deepspeed=configs/deepspeed/zero3.json"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 6
+    assert (out / "checkpoints" / "checkpoint-6" / "global_step6").is_dir()  # a DeepSpeed checkpoint
+    assert SpeechTokenizer.from_pretrained(out / "tokenizer").config.codebook_size == 8448

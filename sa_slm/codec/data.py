@@ -42,20 +42,19 @@ class SpeechDataset(torch.utils.data.Dataset):
 
 
 def collate_pairs(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Right-pad audio and codes; lengths say what is real. Real-speech items go to `real_audio`."""
-    batch = {}
-    real = [it["real_audio"] for it in items if "real_audio" in it]
-    if real:
-        batch = {"real_audio": pad_sequence(real, batch_first=True),
-                 "real_audio_lengths": torch.tensor([len(r) for r in real])}
-    items = [it for it in items if "codes" in it]
-    if not items:
-        return batch
-    return batch | {
-        "audio": pad_sequence([it["audio"] for it in items], batch_first=True),
-        "audio_lengths": torch.tensor([len(it["audio"]) for it in items]),
-        "codes": pad_sequence([it["codes"] for it in items], batch_first=True),
-        "code_lengths": torch.tensor([len(it["codes"]) for it in items]),
+    """Right-pad audio and codes into one batch; lengths say what is real.
+
+    Real-speech items (no codes) get code length 0 and `is_real` True, so one forward pass serves
+    both objectives (ZeRO-3 needs every rank to run the same forward calls).
+    """
+    audio = [it.get("audio", it.get("real_audio")) for it in items]
+    codes = [it.get("codes", torch.zeros(0, dtype=torch.long)) for it in items]
+    return {
+        "audio": pad_sequence(audio, batch_first=True),
+        "audio_lengths": torch.tensor([len(a) for a in audio]),
+        "codes": pad_sequence(codes, batch_first=True) if any(len(c) for c in codes) else torch.zeros(len(items), 1, dtype=torch.long),
+        "code_lengths": torch.tensor([len(c) for c in codes]),
+        "is_real": torch.tensor(["real_audio" in it for it in items]),
     }
 
 

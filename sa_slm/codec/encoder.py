@@ -60,26 +60,38 @@ class SpeechTokenizerConfig(PretrainedConfig):
         return cls(**fields)
 
 
+def mel_filters(cfg: SpeechTokenizerConfig) -> torch.Tensor:
+    """(n_fft // 2 + 1, n_mels) Slaney mel filter bank."""
+    fb = mel_filter_bank(cfg.n_fft // 2 + 1, cfg.n_mels, 0.0, cfg.f_max, cfg.sample_rate, norm="slaney",
+                         mel_scale="slaney")
+    return torch.tensor(fb, dtype=torch.float32)
+
+
+def log_mel(wav: torch.Tensor, filters: torch.Tensor, window: torch.Tensor, hop: int) -> torch.Tensor:
+    """Natural-log mel spectrogram (the DiT/BigVGAN convention), (B, samples) → (B, frames, n_mels).
+
+    A plain function, not a module, so per-clip calls leave no trace in ZeRO-3's module bookkeeping.
+    """
+    n_fft = window.shape[0]
+    if wav.shape[-1] < n_fft:  # reflect padding needs a few samples; very short clips get zeros
+        wav = nn.functional.pad(wav, (0, n_fft - wav.shape[-1]))
+    pad = (n_fft - hop) // 2
+    wav = nn.functional.pad(wav.float()[:, None], (pad, pad), mode="reflect")[:, 0]
+    spec = torch.stft(wav, n_fft, hop, window=window, center=False, return_complex=True).abs()
+    return torch.log(torch.matmul(spec.transpose(1, 2), filters).clamp_min(1e-5))
+
+
 class LogMel(nn.Module):
-    """Natural-log mel spectrogram (the DiT/BigVGAN convention), (B, samples) → (B, frames, n_mels)."""
+    """`log_mel` with its filter bank and window, for use outside the tokenizer (metrics)."""
 
     def __init__(self, cfg: SpeechTokenizerConfig) -> None:
         super().__init__()
-        self.n_fft, self.hop = cfg.n_fft, cfg.hop_length
-        fb = mel_filter_bank(cfg.n_fft // 2 + 1, cfg.n_mels, 0.0, cfg.f_max, cfg.sample_rate, norm="slaney",
-                             mel_scale="slaney")
-        # Persistent so that loading (which builds the model on the meta device) restores them.
-        self.register_buffer("filters", torch.tensor(fb, dtype=torch.float32))
+        self.hop = cfg.hop_length
+        self.register_buffer("filters", mel_filters(cfg))
         self.register_buffer("window", torch.hann_window(cfg.n_fft))
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        if wav.shape[-1] < self.n_fft:  # reflect padding needs a few samples; very short clips get zeros
-            wav = nn.functional.pad(wav, (0, self.n_fft - wav.shape[-1]))
-        pad = (self.n_fft - self.hop) // 2
-        wav = nn.functional.pad(wav.float()[:, None], (pad, pad), mode="reflect")[:, 0]
-        spec = torch.stft(wav, self.n_fft, self.hop, window=self.window, center=False, return_complex=True).abs()
-        mel = torch.matmul(spec.transpose(1, 2), self.filters)
-        return torch.log(mel.clamp_min(1e-5))
+        return log_mel(wav, self.filters, self.window, self.hop)
 
 
 class EncoderBlock(nn.Module):
@@ -112,7 +124,9 @@ class SpeechTokenizer(PreTrainedModel):
 
     def __init__(self, config: SpeechTokenizerConfig) -> None:
         super().__init__(config)
-        self.mel = LogMel(config)
+        # Persistent buffers, so that loading (which builds the model on the meta device) restores them.
+        self.register_buffer("mel_filters", mel_filters(config))
+        self.register_buffer("mel_window", torch.hann_window(config.n_fft))
         self.mel_norm = nn.LayerNorm(config.n_mels)  # log-mel levels vary by tens of units across bins
         h = config.hidden_size
         self.frontend = nn.Sequential(
@@ -147,14 +161,15 @@ class SpeechTokenizer(PreTrainedModel):
         mel = audio.new_zeros(B, T * self.config.frames_per_code, self.config.n_mels)
         for b in range(B):
             if frames[b] > 0:
-                mel[b, : frames[b]] = self.mel(audio[b : b + 1, : audio_lengths[b]])[0, : frames[b]]
+                clip = audio[b : b + 1, : audio_lengths[b]]
+                mel[b, : frames[b]] = log_mel(clip, self.mel_filters, self.mel_window, self.config.hop_length)[0, : frames[b]]
         x = self.frontend(self.mel_norm(mel).transpose(1, 2)).transpose(1, 2)[:, :T]  # (B, T, h)
         x = x + self.positions(torch.arange(T, device=x.device))[None]
         valid = torch.arange(T, device=x.device)[None] < n_codes[:, None]
         for block in self.blocks:
             x = block(x, valid)
         logits = self.head(self.norm(x))
-        out = {"logits": logits, "code_mask": valid}
+        out = {"logits": logits, "code_mask": valid, "mel": mel}  # mel: (B, T * frames_per_code, n_mels)
         if codes is not None:
             lengths = code_lengths if code_lengths is not None else torch.full((B,), codes.shape[1], device=codes.device)
             steps = min(T, codes.shape[1])

@@ -33,7 +33,7 @@ def code_accuracy(tokenizer: SpeechTokenizer, heldout: CodePairDataset, train_co
     hits = total = majority_hits = 0
     for start in tqdm(range(0, len(heldout), batch_size), desc="held-out accuracy", disable=not progress):
         batch = collate_pairs([heldout[i] for i in range(start, min(start + batch_size, len(heldout)))])
-        batch = {k: v.to(tokenizer.device) for k, v in batch.items()}
+        batch = {k: v.to(tokenizer.device) for k, v in batch.items() if k != "is_real"}
         pred = tokenizer(batch["audio"], batch["audio_lengths"])["logits"].argmax(-1)
         steps = min(pred.shape[1], batch["codes"].shape[1])
         mask = torch.arange(steps, device=pred.device)[None] < batch["code_lengths"][:, None]

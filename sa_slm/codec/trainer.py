@@ -36,29 +36,29 @@ class SpeechTokenizerTrainer(Trainer):
         self._terms: dict[str, list[float]] = defaultdict(list)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, out = 0.0, {}
-        if "audio" in inputs:
-            out = model(inputs["audio"], inputs["audio_lengths"], inputs["codes"], inputs["code_lengths"])
-            loss = out["loss"]
-            self._record(model, ce_loss=out["loss"], code_accuracy=out["accuracy"])
-        if "real_audio" in inputs and self.flow_matching is not None:
-            fm = self._flow_matching(model, inputs["real_audio"], inputs["real_audio_lengths"])
+        out = model(inputs["audio"], inputs["audio_lengths"], inputs["codes"], inputs["code_lengths"])
+        loss = out["loss"]
+        if inputs["is_real"].any() and self.flow_matching is not None:
+            fm = self._flow_matching(model, out, inputs)
             loss = loss + self.flow_matching.weight * fm
             self._record(model, fm_loss=fm)
+        if not inputs["is_real"].all():
+            self._record(model, ce_loss=out["loss"], code_accuracy=out["accuracy"])
         return (loss, out) if return_outputs else loss
 
-    def _flow_matching(self, model, audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        core = self.accelerator.unwrap_model(model)
+    def _flow_matching(self, model, out: dict, inputs: dict) -> torch.Tensor:
+        """Mean flow-matching loss over the real-speech rows (logits and target mel from one forward)."""
         fm = self.flow_matching
-        dit = fm.dit.to(audio.device)
-        logits = model(audio, lengths)["logits"]
+        logits, device = out["logits"], out["logits"].device
+        dit = fm.dit.to(device)
+        repeats = out["mel"].shape[1] // max(logits.shape[1], 1)
         per_clip = []
-        for b, n in enumerate(core.num_codes(lengths).tolist()):
+        for b in inputs["is_real"].nonzero().flatten().tolist():
+            n = int(out["code_mask"][b].sum())
             if n == 0:
                 continue
-            frames = n * core.config.frames_per_code
-            mel = core.mel(audio[b : b + 1, : lengths[b]])[0, :frames]
-            per_clip.append(flow_matching_loss(dit, logits[b, :n], mel, fm.cond.to(audio.device)))
+            mel = out["mel"][b, : n * repeats]
+            per_clip.append(flow_matching_loss(dit, logits[b, :n], mel, fm.cond.to(device)))
         return torch.stack(per_clip).mean() if per_clip else logits.sum() * 0
 
     def _record(self, model, **terms: torch.Tensor) -> None:
