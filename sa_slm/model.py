@@ -15,14 +15,15 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
-from transformers import Qwen2_5OmniForConditionalGeneration, WhisperFeatureExtractor
+from transformers import Qwen2_5OmniConfig, WhisperFeatureExtractor
 
 from .audio import AudioInput
 from .errors import EmptyReplyError, InputTooLongError
 from .presets import PRESETS, RELEASED_SPEAKER_BOS, build_random_model, quiet_config_check
 from .processor import Conversation, OmniProcessor, Turn
 from .speakers import SPEAKER_FILE, SpeakerBank
-from .talker.conditioning import ReplyConditioner
+from .bridge import BridgeOutput, IntentBridgeConfig
+from .modeling import SASLMOmniModel, with_bridge
 from .talker.layout import TalkerPrefix, ThinkerStates, strip_padding, talker_prefix, thinker_states
 from .talker.rollout import CodeRollouts, sample_codes
 from .talker.sampling import SamplingConfig
@@ -35,9 +36,8 @@ SASLM_CONFIG_FILE = "sa_slm_config.json"
 
 @dataclass
 class SASLMConfig:
-    """Toolkit settings saved next to the base model files."""
+    """Generation budgets saved next to the base model files (bridge settings live in config.json)."""
 
-    conditioning: str = "add"
     max_reply_tokens: int = 256  # Thinker reply budget for generate()
     max_codes: int = 4096  # Talker budget (codes, 50 per second on the released models)
 
@@ -51,6 +51,17 @@ class SpeechRollouts:
     codes: CodeRollouts
     waveforms: list[torch.Tensor] = field(default_factory=list)  # per rollout (samples,), 24 kHz
     sample_rate: int = SAMPLE_RATE
+    intents: list[torch.Tensor] | None = None  # per prompt (n_b, latent_dim) intent trajectory (vib_adaln)
+
+
+@dataclass
+class TeacherForcedBatch:
+    """Everything a training step needs from one Thinker pass + one Talker pass."""
+
+    talker: TeacherForced
+    bridge: BridgeOutput
+    reply_mask: torch.Tensor  # (B, n_max) True at real reply tokens
+    states: ThinkerStates
 
 
 @dataclass
@@ -61,6 +72,7 @@ class GenerationResult:
     waveforms: list[np.ndarray]  # num_samples waveforms at `sample_rate`
     codes: list[torch.Tensor]  # num_samples code sequences (EOS excluded)
     sample_rate: int = SAMPLE_RATE
+    intent: torch.Tensor | None = None  # (reply tokens, latent_dim) intent trajectory in mode vib_adaln
 
     @property
     def waveform(self) -> np.ndarray:
@@ -72,7 +84,7 @@ class SASLM:
 
     def __init__(
         self,
-        model: Qwen2_5OmniForConditionalGeneration,
+        model: SASLMOmniModel,
         processor: OmniProcessor,
         speakers: SpeakerBank,
         config: SASLMConfig | None = None,
@@ -81,7 +93,7 @@ class SASLM:
         self.processor = processor
         self.speakers = speakers
         self.config = config or SASLMConfig()
-        self.conditioner = ReplyConditioner(self.config.conditioning).to(self.device)
+        self.bridge = model.intent_bridge
 
     # ---- loading and saving ------------------------------------------------------------------
     @classmethod
@@ -91,16 +103,24 @@ class SASLM:
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         seed: int = 0,
+        bridge: IntentBridgeConfig | None = None,
         **hub_kwargs,
     ) -> "SASLM":
-        """Load a preset (`tiny`, `random-3b`, `random-7b`), a local folder or a hub id."""
+        """Load a preset (`tiny`, `random-3b`, `random-7b`), a local folder or a hub id.
+
+        bridge: intent-bridge settings to use instead of the saved ones (a stock checkpoint has none:
+        mode `add`); new bridge weights start at their (zero) initialisation.
+        """
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if str(name_or_path) in PRESETS:
-            return cls.random(str(name_or_path), device=device, dtype=dtype or torch.float32, seed=seed)
+            return cls.random(str(name_or_path), device=device, dtype=dtype or torch.float32, seed=seed, bridge=bridge)
         path = str(name_or_path)
         with quiet_config_check():
-            model = Qwen2_5OmniForConditionalGeneration.from_pretrained(
-                path, dtype=dtype or "auto", device_map={"": device}, **hub_kwargs
+            config = None
+            if bridge is not None:
+                config = with_bridge(Qwen2_5OmniConfig.from_pretrained(path, **hub_kwargs), bridge)
+            model = SASLMOmniModel.from_pretrained(
+                path, config=config, dtype=dtype or "auto", device_map={"": device}, **hub_kwargs
             )
         model.token2wav.float()
         processor = OmniProcessor.from_pretrained(path, **hub_kwargs)
@@ -113,9 +133,9 @@ class SASLM:
 
     @classmethod
     def random(cls, preset: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-               seed: int = 0) -> "SASLM":
+               seed: int = 0, bridge: IntentBridgeConfig | None = None) -> "SASLM":
         """Random weights of a preset's shape, a real Qwen2 tokenizer and random speakers."""
-        model = build_random_model(preset, device=device, dtype=dtype, seed=seed)
+        model = build_random_model(preset, device=device, dtype=dtype, seed=seed, bridge=bridge)
         processor = OmniProcessor(build_omni_tokenizer(), WhisperFeatureExtractor(feature_size=128))
         dit = model.config.token2wav_config.dit_config
         speakers = SpeakerBank.random(RELEASED_SPEAKER_BOS, dit.enc_emb_dim, dit.mel_dim, seed=seed)
@@ -192,11 +212,20 @@ class SASLM:
         """Talker text-bos id per row for one speaker name (or None: default) or one name per row."""
         return [self.speakers[name].bos_token for name in _per_prompt(speaker, n)]
 
-    def talker_prefix(self, states: ThinkerStates, speaker_bos: list[int]) -> TalkerPrefix:
-        """Prefixes + reply streams; the conditioner is the one place reply_part is formed."""
+    def talker_prefix(self, states: ThinkerStates, speaker_bos: list[int], use_bridge: bool = True,
+                      sample_latent: bool = False) -> tuple[TalkerPrefix, BridgeOutput]:
+        """Prefixes + reply streams. The intent bridge forms every reply part (use_bridge=False: stock
+        `h + e` and no acoustic context, for A/B listening); sample_latent draws z instead of using mu."""
         hidden, embeds, mask = states.reply_slices()
-        reply_part = self.conditioner(hidden, embeds) * mask[..., None]
-        return talker_prefix(self.model, states, reply_part, speaker_bos)
+        extra = None
+        if use_bridge:
+            bridged = self.bridge(hidden, embeds, sample=sample_latent)
+            if states.audio_states is not None:
+                extra = self.bridge.acoustic(states.audio_states, states.audio_mask)
+        else:
+            bridged = BridgeOutput(hidden + embeds)
+        reply_part = bridged.reply_part * mask[..., None].to(bridged.reply_part.dtype)
+        return talker_prefix(self.model, states, reply_part, speaker_bos, extra), bridged
 
     @torch.no_grad()
     def rollouts(
@@ -210,6 +239,7 @@ class SASLM:
         decode: bool = True,
         decode_seed: int | None = None,
         progress: bool = False,
+        use_bridge: bool = True,
     ) -> SpeechRollouts:
         """One Thinker pass per prompt, K Talker samples per prompt in one batch, Token2Wav per sample.
 
@@ -219,9 +249,11 @@ class SASLM:
         sampling = sampling or SamplingConfig(max_new_tokens=self.config.max_codes)
         batch = self.encode_prompts(conversations)
         reply_ids = reply_ids if reply_ids is not None else self.generate_replies(batch)
-        prefix = self.talker_prefix(self.thinker_states(batch, reply_ids), self.speaker_bos(speaker, len(reply_ids)))
+        states = self.thinker_states(batch, reply_ids)
+        prefix, bridged = self.talker_prefix(states, self.speaker_bos(speaker, len(reply_ids)), use_bridge)
         codes = sample_codes(self.model, prefix, sampling, num_samples, seeds, progress=progress)
-        out = SpeechRollouts(reply_ids, [self.processor.decode(r) for r in reply_ids], codes)
+        intents = None if bridged.z is None else [z[:n].float().cpu() for z, n in zip(bridged.z, states.reply_lengths)]
+        out = SpeechRollouts(reply_ids, [self.processor.decode(r) for r in reply_ids], codes, intents=intents)
         if decode:
             names = _per_prompt(speaker, len(conversations))
             rows = range(codes.codes.shape[0])
@@ -248,15 +280,16 @@ class SASLM:
             reply_ids=pad_sequence(reply_ids, batch_first=True), reply_lengths=torch.tensor([len(r) for r in reply_ids]),
             codes=codes, code_lengths=lengths, speaker_bos=torch.tensor(self.speaker_bos(speaker, len(reply_ids))),
         )
-        return self.teacher_forced_batch(batch, sampling)
+        return self.teacher_forced_batch(batch, sampling).talker
 
-    def teacher_forced_batch(self, batch: dict, sampling: SamplingConfig | None = None,
-                             with_text_logits: bool = False) -> TeacherForced:
+    def teacher_forced_batch(self, batch: dict, sampling: SamplingConfig | None = None, with_text_logits: bool = False,
+                             use_bridge: bool = True, sample_latent: bool = False) -> TeacherForcedBatch:
         """Teacher forcing on a collated batch (see data.collate.TeacherForcingCollator)."""
         reply_ids = [r[:n] for r, n in zip(batch["reply_ids"], batch["reply_lengths"].tolist())]
         states = self.thinker_states(batch, reply_ids, with_text_logits)
-        prefix = self.talker_prefix(states, batch["speaker_bos"].tolist())
-        return teacher_forced(self.model, prefix, batch["codes"], batch["code_lengths"], sampling or SamplingConfig())
+        prefix, bridged = self.talker_prefix(states, batch["speaker_bos"].tolist(), use_bridge, sample_latent)
+        talker = teacher_forced(self.model, prefix, batch["codes"], batch["code_lengths"], sampling or SamplingConfig())
+        return TeacherForcedBatch(talker, bridged, states.reply_slices()[2], states)
 
     def decode(self, codes: torch.Tensor, speaker: str | None = None, seed: int | None = None) -> torch.Tensor:
         """Audio codes → 24 kHz waveform with a chosen speaker."""
@@ -281,11 +314,13 @@ class SASLM:
         reply_text: str | None = None,
         seed: int | None = None,
         progress: bool = False,
+        use_bridge: bool = True,
     ) -> GenerationResult:
         """Answer user audio and/or text with reply text and `num_samples` spoken versions of it.
 
         reply_text: speak this text instead of letting the Thinker answer (TTS-style use).
         seed: makes the Talker samples and Token2Wav noise reproducible.
+        use_bridge: False speaks through the stock `h + e` path (A/B listening against the bridge).
         """
         self.speakers[speaker]  # fail fast on an unknown speaker, before any compute
         conv = self.conversation(audio, text, sampling_rate, history, system_prompt)
@@ -299,9 +334,10 @@ class SASLM:
             reply_ids = [torch.tensor(ids)]
         seeds = None if seed is None else [seed + k for k in range(num_samples)]
         out = self.rollouts([conv], num_samples, sampling, reply_ids, speaker, seeds=seeds, decode_seed=seed,
-                            progress=progress)
+                            progress=progress, use_bridge=use_bridge)
         codes = [out.codes.audio_codes(r).cpu() for r in range(num_samples)]
-        return GenerationResult(out.reply_texts[0], [w.numpy() for w in out.waveforms], codes)
+        intent = out.intents[0] if out.intents else None
+        return GenerationResult(out.reply_texts[0], [w.numpy() for w in out.waveforms], codes, intent=intent)
 
 
 def _per_prompt(speaker: str | Sequence[str] | None, n: int) -> list[str | None]:

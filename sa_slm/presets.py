@@ -10,6 +10,8 @@ import torch
 from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
+from .bridge import IntentBridgeConfig
+from .modeling import SASLMOmniModel, with_bridge
 from .paths import MODEL_CONFIG_DIR
 
 #: preset name → file in configs/models. `tiny` runs on CPU; `random-*` have the released shapes.
@@ -42,20 +44,21 @@ def quiet_config_check():
 
 
 def build_random_model(
-    name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
-) -> Qwen2_5OmniForConditionalGeneration:
+    name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0,
+    bridge: IntentBridgeConfig | None = None,
+) -> SASLMOmniModel:
     """Random weights of a preset's shape, allocated and initialised directly on `device` in `dtype`.
 
     (Materialising from the meta device leaves parameters that `_init_weights` does not cover, such as
     BigVGAN's snake alpha/beta, uninitialised, so the model is constructed on the device instead.)
     """
-    config = preset_config(name)
+    config = with_bridge(preset_config(name), bridge or IntentBridgeConfig())
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            model = Qwen2_5OmniForConditionalGeneration(config)
+            model = SASLMOmniModel(config)
     finally:
         torch.set_default_dtype(previous)
     if name == "tiny":

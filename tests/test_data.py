@@ -53,7 +53,7 @@ def test_collated_batch_matches_conversation_path(tiny):
     replies = [torch.tensor(tiny.processor.encode_reply(ex.reply_text)) for ex in examples]
     via_api = tiny.teacher_forced([collator.conversation(ex) for ex in examples], replies,
                                   batch["codes"], batch["code_lengths"], cfg)
-    torch.testing.assert_close(via_batch.logprobs, via_api.logprobs)
-    assert via_batch.mask.sum() == 6 + 9 + 12
+    torch.testing.assert_close(via_batch.talker.logprobs, via_api.logprobs)
+    assert via_batch.talker.mask.sum() == 6 + 9 + 12
     # Masked positions contribute nothing.
-    assert (via_batch.logprobs[~via_batch.mask] == 0).all()
+    assert (via_batch.talker.logprobs[~via_batch.talker.mask] == 0).all()

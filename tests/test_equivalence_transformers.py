@@ -46,7 +46,7 @@ def test_greedy_pipeline_matches_transformers(tiny, conversations):
     replies = tiny.generate_replies(batch, max_new_tokens=MAX_REPLY, eos_token_id=thinker_eos)
     assert len({len(r) for r in replies}) == 2 and max(len(r) for r in replies) < MAX_REPLY
 
-    prefix = tiny.talker_prefix(tiny.thinker_states(batch, replies), tiny.speaker_bos("Chelsie", 2))
+    prefix, _ = tiny.talker_prefix(tiny.thinker_states(batch, replies), tiny.speaker_bos("Chelsie", 2))
     probe_codes = sample_codes(tiny.model, prefix, SamplingConfig(do_sample=False, max_new_tokens=MAX_CODES))
     stop_code = int(probe_codes.codes[1, 12])
     talker_eos = [tiny.model.talker.codec_pad_token, tiny.model.talker.codec_eos_token, stop_code]

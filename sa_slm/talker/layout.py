@@ -35,11 +35,14 @@ class ThinkerStates:
     text_logits: torch.Tensor | None  # (B, S, vocab) when asked for
     prompt_lengths: torch.Tensor  # (B,) L_b
     reply_lengths: torch.Tensor  # (B,) n_b
+    audio_states: torch.Tensor | None = None  # (B, S, D) audio-tower outputs at user-audio positions, else 0
+    audio_mask: torch.Tensor | None = None  # (B, S) True at user-audio placeholders
 
-    def prompt_part(self, b: int) -> torch.Tensor:
-        """(L_b, D) H + E over the prompt of row b."""
+    def prompt_part(self, b: int, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """(L_b, D) H + E over the prompt of row b (+ `extra[b]`, e.g. acoustic context)."""
         L = int(self.prompt_lengths[b])
-        return self.hidden[b, :L] + self.embeds[b, :L]
+        part = self.hidden[b, :L] + self.embeds[b, :L]
+        return part if extra is None else part + extra[b, :L]
 
     def reply_slices(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, n_max, D) hidden and embeds of the reply tokens (zero-padded), and (B, n_max) mask."""
@@ -81,25 +84,31 @@ def thinker_states(
     rows = [torch.cat([p.to(device), r.to(device)]) for p, r in zip(prompt_ids, reply_ids)]
     input_ids = pad_sequence(rows, batch_first=True, padding_value=cfg.pad_token_id or 0)
     attention_mask = pad_sequence([torch.ones_like(r) for r in rows], batch_first=True, padding_value=0)
-    kwargs = {}
-    if input_features is not None:
-        kwargs = dict(input_features=input_features.to(device, thinker.dtype),
-                      feature_attention_mask=feature_attention_mask.to(device))
+    token_embeds = thinker.get_input_embeddings()(input_ids)
+    audio_mask = input_ids == cfg.audio_token_index
+    inputs_embeds, audio_states = token_embeds, None
+    if input_features is not None:  # the audio tower's states go where the <|AUDIO|> placeholders are
+        tower = thinker.model.get_audio_features(
+            input_features.to(device, thinker.dtype), feature_attention_mask.to(device), return_dict=True
+        ).last_hidden_state.to(token_embeds.dtype)
+        inputs_embeds = token_embeds.masked_scatter(audio_mask[..., None].expand_as(token_embeds), tower)
+        audio_states = inputs_embeds * audio_mask[..., None].to(token_embeds.dtype)
     out = thinker.model(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=text_positions(attention_mask),
-        use_cache=False, **kwargs,
+        inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=text_positions(attention_mask),
+        use_cache=False,
     )
     hidden = out.last_hidden_state
     placeholders = torch.isin(
         input_ids, torch.tensor([cfg.audio_token_index, cfg.image_token_index, cfg.video_token_index], device=device)
     )
-    embeds = thinker.get_input_embeddings()(input_ids) * (~placeholders)[..., None].to(hidden.dtype)
     return ThinkerStates(
         hidden=hidden,
-        embeds=embeds,
+        embeds=token_embeds * (~placeholders)[..., None].to(hidden.dtype),
         text_logits=thinker.lm_head(hidden) if with_text_logits else None,
         prompt_lengths=torch.tensor([len(p) for p in prompt_ids], device=device),
         reply_lengths=torch.tensor([len(r) for r in reply_ids], device=device),
+        audio_states=audio_states,
+        audio_mask=audio_mask,
     )
 
 
@@ -116,8 +125,10 @@ def talker_prefix(
     states: ThinkerStates,
     reply_part: torch.Tensor,
     speaker_bos: list[int],
+    prompt_extra: torch.Tensor | None = None,
 ) -> TalkerPrefix:
-    """Assemble prefixes and reply streams. reply_part: (B, n_max, D) from the conditioner."""
+    """Assemble prefixes and reply streams. reply_part: (B, n_max, D) from the intent bridge;
+    prompt_extra: (B, S, D) added to the prompt part (acoustic context), or None (stock)."""
     talker, embed_text = model.talker, model.thinker.get_input_embeddings()
     embed_codec = talker.get_input_embeddings()
     device = reply_part.device
@@ -127,7 +138,8 @@ def talker_prefix(
     spk = embed_text(torch.tensor(speaker_bos, dtype=torch.long, device=device)).to(reply_part.dtype)
 
     rows = [
-        torch.cat([states.prompt_part(b).to(reply_part.dtype), (spk[b] + codec_pad)[None], (reply_part[b, 0] + codec_bos)[None]])
+        torch.cat([states.prompt_part(b, prompt_extra).to(reply_part.dtype), (spk[b] + codec_pad)[None],
+                   (reply_part[b, 0] + codec_bos)[None]])
         for b in range(reply_part.shape[0])
     ]
     n_max = reply_part.shape[1]
