@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo bench corpus stage0 clean
+.PHONY: setup test test-fast demo bench corpus corpus-codes stage0 stage1 stage2 clean
 
 # Training stages: make stage0 CONFIG=configs/stage0_tiny.yaml [LAUNCH=accelerate|deepspeed|torchrun] [ARGS="key=value ..."]
 CONFIG ?=
@@ -49,6 +49,19 @@ corpus: $(STAMP)
 ## make stage0 CONFIG=...: speech tokenizer into the Talker code space (self-bootstrapped pairs)
 stage0: $(STAMP)
 	$(RUN) stages/stage0.py --config $(or $(CONFIG),configs/stage0_tiny.yaml) $(ARGS)
+
+## make stage1 / stage2 CONFIG=...: SFT of the Talker + intent bridge (stage 2: + last Thinker layer, text CE)
+stage1: $(STAMP)
+	$(RUN) stages/stage1.py --config $(or $(CONFIG),configs/stage1_tiny.yaml) $(ARGS)
+
+stage2: $(STAMP)
+	$(RUN) stages/stage2.py --config $(or $(CONFIG),configs/stage2_tiny.yaml) $(ARGS)
+
+## make corpus-codes: re-create data/tiny_corpus/manifest_codes.jsonl (stage 0 on tiny, then tokenize)
+corpus-codes: $(STAMP)
+	$(PY) stages/stage0.py --config configs/stage0_tiny.yaml
+	$(VENV)/bin/sa-slm tokenize --manifest data/tiny_corpus/manifest.jsonl \
+	  --out data/tiny_corpus/manifest_codes.jsonl --tokenizer outputs/stage0_tiny/tokenizer
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -24,10 +24,11 @@ from .processor import Conversation, OmniProcessor, Turn
 from .speakers import SPEAKER_FILE, SpeakerBank
 from .bridge import BridgeOutput, IntentBridgeConfig
 from .modeling import SASLMOmniModel, with_bridge
-from .talker.layout import TalkerPrefix, ThinkerStates, strip_padding, talker_prefix, thinker_states
+from .talker.forward import TeacherForcedBatch, batch_thinker_states, bridged_prefix, teacher_forced_batch
+from .talker.layout import TalkerPrefix, ThinkerStates
 from .talker.rollout import CodeRollouts, sample_codes
 from .talker.sampling import SamplingConfig
-from .talker.teacher_forcing import TeacherForced, teacher_forced
+from .talker.teacher_forcing import TeacherForced
 from .token2wav import SAMPLE_RATE, decode_codes, decode_codes_batch
 from .tokenizer import build_omni_tokenizer
 
@@ -52,16 +53,6 @@ class SpeechRollouts:
     waveforms: list[torch.Tensor] = field(default_factory=list)  # per rollout (samples,), 24 kHz
     sample_rate: int = SAMPLE_RATE
     intents: list[torch.Tensor] | None = None  # per prompt (n_b, latent_dim) intent trajectory (vib_adaln)
-
-
-@dataclass
-class TeacherForcedBatch:
-    """Everything a training step needs from one Thinker pass + one Talker pass."""
-
-    talker: TeacherForced
-    bridge: BridgeOutput
-    reply_mask: torch.Tensor  # (B, n_max) True at real reply tokens
-    states: ThinkerStates
 
 
 @dataclass
@@ -149,6 +140,12 @@ class SASLM:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(path)
+        return self.save_assets(path)
+
+    def save_assets(self, path: str | Path) -> Path:
+        """Everything but the weights (for trainers that save the weights themselves, e.g. under ZeRO-3)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
         self.processor.save_pretrained(path)
         self.speakers.save(path / SPEAKER_FILE)
         (path / SASLM_CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
@@ -203,10 +200,7 @@ class SASLM:
         return replies
 
     def thinker_states(self, batch: dict, reply_ids: list[torch.Tensor], with_text_logits: bool = False) -> ThinkerStates:
-        return thinker_states(
-            self.model, strip_padding(batch["input_ids"], batch["attention_mask"]), reply_ids,
-            batch.get("input_features"), batch.get("feature_attention_mask"), with_text_logits,
-        )
+        return batch_thinker_states(self.model, batch, reply_ids, with_text_logits)
 
     def speaker_bos(self, speaker: str | Sequence[str] | None, n: int) -> list[int]:
         """Talker text-bos id per row for one speaker name (or None: default) or one name per row."""
@@ -214,18 +208,7 @@ class SASLM:
 
     def talker_prefix(self, states: ThinkerStates, speaker_bos: list[int], use_bridge: bool = True,
                       sample_latent: bool = False) -> tuple[TalkerPrefix, BridgeOutput]:
-        """Prefixes + reply streams. The intent bridge forms every reply part (use_bridge=False: stock
-        `h + e` and no acoustic context, for A/B listening); sample_latent draws z instead of using mu."""
-        hidden, embeds, mask = states.reply_slices()
-        extra = None
-        if use_bridge:
-            bridged = self.bridge(hidden, embeds, sample=sample_latent)
-            if states.audio_states is not None:
-                extra = self.bridge.acoustic(states.audio_states, states.audio_mask)
-        else:
-            bridged = BridgeOutput(hidden + embeds)
-        reply_part = bridged.reply_part * mask[..., None].to(bridged.reply_part.dtype)
-        return talker_prefix(self.model, states, reply_part, speaker_bos, extra), bridged
+        return bridged_prefix(self.model, states, speaker_bos, use_bridge, sample_latent)
 
     @torch.no_grad()
     def rollouts(
@@ -285,11 +268,7 @@ class SASLM:
     def teacher_forced_batch(self, batch: dict, sampling: SamplingConfig | None = None, with_text_logits: bool = False,
                              use_bridge: bool = True, sample_latent: bool = False) -> TeacherForcedBatch:
         """Teacher forcing on a collated batch (see data.collate.TeacherForcingCollator)."""
-        reply_ids = [r[:n] for r, n in zip(batch["reply_ids"], batch["reply_lengths"].tolist())]
-        states = self.thinker_states(batch, reply_ids, with_text_logits)
-        prefix, bridged = self.talker_prefix(states, batch["speaker_bos"].tolist(), use_bridge, sample_latent)
-        talker = teacher_forced(self.model, prefix, batch["codes"], batch["code_lengths"], sampling or SamplingConfig())
-        return TeacherForcedBatch(talker, bridged, states.reply_slices()[2], states)
+        return teacher_forced_batch(self.model, batch, sampling, with_text_logits, use_bridge, sample_latent)
 
     def decode(self, codes: torch.Tensor, speaker: str | None = None, seed: int | None = None) -> torch.Tensor:
         """Audio codes → 24 kHz waveform with a chosen speaker."""

@@ -1,0 +1,128 @@
+"""Stages 1–2: loss terms, masking, freezing, and end-to-end runs with kill-and-resume on the tiny model."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sa_slm.bridge import IntentBridgeConfig
+from sa_slm.data import TeacherForcingCollator, load_manifest
+from sa_slm.model import SASLM
+from sa_slm.paths import CORPUS_DIR
+from sa_slm.sft.losses import reply_text_cross_entropy
+from sa_slm.sft.params import configure_trainable
+from sa_slm.talker.forward import teacher_forced_batch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
+import stage1  # noqa: E402
+
+MANIFEST = CORPUS_DIR / "manifest_codes.jsonl"
+
+
+@pytest.fixture(scope="module")
+def bridged():
+    torch.manual_seed(0)
+    return SASLM.from_pretrained("tiny", device="cpu", bridge=IntentBridgeConfig(mode="vib_adaln", latent_dim=8, vib_hidden=16))
+
+
+@pytest.fixture(scope="module")
+def batch(bridged):
+    return TeacherForcingCollator(bridged)(load_manifest(MANIFEST)[:3])
+
+
+def test_padding_does_not_change_any_loss(bridged, batch):
+    torch.manual_seed(1)
+    a = bridged.model(**batch, kl_weight=0.3, text_loss_weight=1.0, sample_latent=False)
+    noisy = dict(batch)
+    noisy["codes"] = batch["codes"].clone()
+    noisy["reply_ids"] = batch["reply_ids"].clone()
+    for b in range(3):  # garbage after each row's end
+        noisy["codes"][b, int(batch["code_lengths"][b]):] = 7
+        noisy["reply_ids"][b, int(batch["reply_lengths"][b]):] = 42
+    b_ = bridged.model(**noisy, kl_weight=0.3, text_loss_weight=1.0, sample_latent=False)
+    for key in ("loss", "codec_loss", "kl", "text_loss"):
+        torch.testing.assert_close(a[key], b_[key])
+
+
+def test_reply_text_loss_equals_thinker_causal_lm_loss(bridged, batch):
+    """Our reply-text CE on row 0 == transformers' causal-LM loss with labels on reply + EOS only."""
+    one = {k: v[:1] for k, v in batch.items() if torch.is_tensor(v) and k not in ("input_features", "feature_attention_mask")}
+    one["input_features"], one["feature_attention_mask"] = batch["input_features"][:1], batch["feature_attention_mask"][:1]
+    step = teacher_forced_batch(bridged.model, one, with_text_logits=True)
+    eos = bridged.processor.tokenizer.eos_token_id
+    ours = reply_text_cross_entropy(step, one["reply_ids"], eos)
+    prompt = one["input_ids"][0][one["attention_mask"][0].bool()]
+    reply = one["reply_ids"][0, : int(one["reply_lengths"][0])]
+    ids = torch.cat([prompt, reply, torch.tensor([eos])])[None]
+    labels = ids.clone()
+    labels[:, : len(prompt)] = -100
+    ref = bridged.model.thinker(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels,
+                                input_features=one["input_features"], feature_attention_mask=one["feature_attention_mask"])
+    torch.testing.assert_close(ours, ref.loss, atol=1e-4, rtol=1e-4)
+
+
+def test_freezing_per_stage(bridged):
+    model = bridged.model
+    groups = configure_trainable(model, thinker_last_layers=0)
+    assert not groups["llm"] and not any(p.requires_grad for p in model.thinker.parameters())
+    assert all(p.requires_grad for p in model.talker.parameters()) and all(p.requires_grad for p in model.intent_bridge.parameters())
+    assert not any(p.requires_grad for p in model.token2wav.parameters())
+    groups = configure_trainable(model, thinker_last_layers=1)
+    last = model.thinker.model.language_model.layers[-1]
+    assert {id(p) for p in groups["llm"]} == {id(p) for p in last.parameters()}
+    assert not any(p.requires_grad for p in model.thinker.model.language_model.layers[0].parameters())
+    configure_trainable(model)  # leave the shared fixture as stage 1 would
+
+
+def _log(out: Path, step: int) -> list[dict]:
+    return json.loads((out / "checkpoints" / f"checkpoint-{step}" / "trainer_state.json").read_text())["log_history"]
+
+
+STAGE1_ARGS = ["train.max_steps=16", "train.save_steps=4", "train.logging_steps=4", "train.save_total_limit=10"]
+
+
+@pytest.mark.slow
+def test_stage1_then_stage2_and_kill_resume(tmp_path):
+    s1 = tmp_path / "stage1"
+    assert stage1.main(["--config", "configs/stage1_tiny.yaml", f"output_dir={s1}", *STAGE1_ARGS]) == 0
+    log = _log(s1, 16)
+    codec = [e["codec_loss"] for e in log if "codec_loss" in e]
+    assert codec[-1] < codec[0] - 0.5  # the codec loss falls
+    assert [e["beta"] for e in log if "beta" in e][-1] > 0.4  # the KL weight ramped up to near beta_max
+
+    # Kill a second, identical run with SIGKILL once checkpoint 8 is complete; restart; compare.
+    s1k = tmp_path / "stage1_killed"
+    cmd = [sys.executable, "stages/stage1.py", "--config", "configs/stage1_tiny.yaml", f"output_dir={s1k}", *STAGE1_ARGS]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (s1k / "checkpoints" / "checkpoint-8" / "trainer_state.json").is_file():
+        assert proc.poll() is None and time.time() < deadline, "run ended before checkpoint 8"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (s1k / "metrics.json").exists()
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    assert json.loads((s1k / "metrics.json").read_text())["steps"] == 16
+    resumed = _log(s1k, 16)
+    assert [e["step"] for e in resumed] == [e["step"] for e in log]
+    for a, b in zip(log, resumed):  # same losses after the resume as without the kill
+        if "codec_loss" in a:
+            assert a["codec_loss"] == pytest.approx(b["codec_loss"], rel=1e-5)
+
+    s2 = tmp_path / "stage2"
+    assert stage1.main(["--config", "configs/stage2_tiny.yaml", f"model={s1 / 'model'}", f"output_dir={s2}",
+                        "train.max_steps=12", "train.save_steps=12", "train.logging_steps=4"]) == 0
+    log2 = _log(s2, 12)
+    codec2 = [e["codec_loss"] for e in log2 if "codec_loss" in e]
+    assert codec2[0] < codec[0]  # stage 2 starts from the stage-1 weights
+    assert all("text_loss" in e for e in log2 if "loss" in e)
+    assert json.loads((s2 / "metrics.json").read_text())["trainable_llm_params"] > 0
+    model = SASLM.from_pretrained(s2 / "model", device="cpu")
+    result = model.generate(text="Hi", max_new_codes=6, seed=0)
+    assert result.intent is not None and result.intent.shape[1] == 16
