@@ -50,6 +50,20 @@ def cmd_tokenize(args) -> None:
         print(f"  {line}", file=sys.stderr)
 
 
+def cmd_probe(args) -> None:
+    from .data import load_manifest
+    from .probe import run_probe
+
+    saslm = _load(args)
+    result = run_probe(saslm, load_manifest(args.manifest), label=args.label, folds=args.folds, group_by=args.group_by)
+    print(f"linear {args.label} probe, {result.examples} utterances, {len(result.classes)} classes "
+          f"({', '.join(result.classes)}), {args.folds}-fold CV grouped by {args.group_by}")
+    for name, title in (("e", "e_t (input embeddings)"), ("h", "h_t (Thinker hidden states)"), ("z", "z_t (intent latents)")):
+        acc = result.accuracy[name]
+        print(f"  {title:<30} {'n/a (no latent in this bridge mode)' if acc is None else f'{acc:6.1%}'}")
+    print(f"  {'chance (majority label)':<30} {result.chance:6.1%}")
+
+
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
@@ -88,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--device", default=None)
     t.set_defaults(func=cmd_tokenize)
+
+    p = sub.add_parser("probe", help="linear emotion probe on e_t, h_t and z_t (utterance-pooled)")
+    model_args(p)
+    p.add_argument("--manifest", required=True, help="manifest whose lines carry the label (e.g. emotion)")
+    p.add_argument("--label", default="emotion")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--group-by", default="reply_text", help="reply_text or a manifest label naming the content")
+    p.set_defaults(func=cmd_probe)
 
     d = sub.add_parser("demo", help="answer a shipped spoken question with the built-in tiny model")
     d.add_argument("--out", default="outputs/demo")

@@ -189,9 +189,28 @@ def build(out_dir: Path, espeak: str) -> None:
         for rec in records:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
+    write_user_emotion_manifest(out_dir, records)
+
     n_wavs = len(list(wav_dir.glob("*.wav")))
     size_mb = sum(p.stat().st_size for p in wav_dir.glob("*.wav")) / 1e6
     print(f"wrote {n_wavs} wavs ({total_s:.1f} s, {size_mb:.2f} MB) and {len(records)} manifest lines to {out_dir}")
+
+
+PROBE_REPLY = "I hear you."
+
+
+def write_user_emotion_manifest(out_dir: Path, records: list[dict]) -> None:
+    """manifest_user_emotion.jsonl: the *user* speaks each emotional clip and the reply text is fixed.
+
+    For the linear emotion probe (`sa-slm probe --group-by sentence`): here the emotion reaches the
+    Thinker only through the user's audio, so the reply-text embeddings e_t cannot carry it while h_t
+    and z_t can. `sentence` names the spoken sentence, so CV folds never split one sentence's presets.
+    """
+    with open(out_dir / "manifest_user_emotion.jsonl", "w", encoding="utf-8") as f:
+        for rec in records:
+            f.write(json.dumps({"id": f"user_{rec['id']}", "user_audio": rec["reply_audio"], "user_text": "",
+                                "reply_text": PROBE_REPLY, "emotion": rec["emotion"], "sentence": rec["id"][:3]},
+                               ensure_ascii=False) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,7 +50,8 @@ class IntentBridge(nn.Module):
             return BridgeOutput(embeds)
         if mode == "adaln_h":
             return BridgeOutput(self.adaln(embeds, hidden))
-        mu, logvar = self.vib(hidden.float())
+        mu, logvar = self.vib(hidden.to(self.vib.net[0].weight.dtype))
+        mu, logvar = mu.float(), logvar.float()  # the posterior and its KL in fp32, whatever the weights
         z = reparameterise(mu, logvar) if sample else mu
         return BridgeOutput(self.adaln(embeds, z.to(embeds.dtype)), z, mu, logvar)
 
