@@ -38,9 +38,10 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/sa-slm demo --out outputs/demo
 
-## make bench: rollout throughput, batched path vs repeated transformers generate
+## make bench: rollout throughput (batched vs transformers generate) and stage-1 step cost (vs plain Talker)
 bench: $(STAMP)
 	$(PY) benchmarks/rollouts.py
+	$(PY) benchmarks/train_step.py
 
 ## make corpus: re-synthesise data/tiny_corpus (needs Debian espeak-ng; the result is committed)
 corpus: $(STAMP)

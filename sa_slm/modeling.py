@@ -66,7 +66,8 @@ class SASLMOmniModel(Qwen2_5OmniForConditionalGeneration):
                      reply_lengths=reply_lengths, codes=codes, code_lengths=code_lengths, speaker_bos=speaker_bos)
         if input_features is not None:
             batch.update(input_features=input_features, feature_attention_mask=feature_attention_mask)
-        step = teacher_forced_batch(self, batch, with_text_logits=text_loss_weight > 0, sample_latent=sample_latent)
+        step = teacher_forced_batch(self, batch, with_text_logits=text_loss_weight > 0, sample_latent=sample_latent,
+                                    with_logprobs=False)
         codec_loss, codec_accuracy = codec_cross_entropy(step, codes)
         kl = self.intent_bridge.kl(step.bridge, step.reply_mask)
         loss = codec_loss + kl_weight * kl

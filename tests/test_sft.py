@@ -126,3 +126,33 @@ def test_stage1_then_stage2_and_kill_resume(tmp_path):
     model = SASLM.from_pretrained(s2 / "model", device="cpu")
     result = model.generate(text="Hi", max_new_codes=6, seed=0)
     assert result.intent is not None and result.intent.shape[1] == 16
+
+
+def test_probe_reads_emotion_from_h_and_z_not_e(capsys):
+    from sa_slm.cli import main
+
+    code = main(["probe", "--model", "tiny", "--device", "cpu", "--manifest",
+                 str(CORPUS_DIR / "manifest_user_emotion.jsonl"), "--group-by", "sentence"])
+    assert code == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    pct = lambda key: float(lines[key].split()[-1].rstrip("%")) / 100  # noqa: E731
+    # The reply text is the same for every emotion, so e_t carries nothing: exactly chance (1 of 5).
+    assert pct("e_t") == pytest.approx(0.2) and pct("chance") == pytest.approx(0.2)
+    # The emotion reaches the Thinker through the user's audio, so h_t beats chance.
+    assert pct("h_t") > 0.3
+    assert "n/a" in lines["z_t"]  # the default tiny bridge (mode add) has no latent
+
+
+@pytest.mark.slow
+def test_stage1_under_deepspeed_zero3_two_processes(tmp_path):
+    out = tmp_path / "s1z3"
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "stages/stage1.py", "--config",
+           "configs/stage1_tiny.yaml", f"output_dir={out}", "train.max_steps=4", "train.save_steps=2",
+           "train.per_device_train_batch_size=2", "train.deepspeed=configs/deepspeed/zero3.json"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "checkpoints" / "checkpoint-4" / "global_step4").is_dir()
+    model = SASLM.from_pretrained(out / "model", device="cpu")  # gathered 16-bit weights reload
+    assert model.bridge.cfg.mode == "vib_adaln" and model.bridge.adaln.gamma.weight.abs().sum() > 0

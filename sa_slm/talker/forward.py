@@ -52,10 +52,12 @@ def bridged_prefix(model, states: ThinkerStates, speaker_bos: list[int], use_bri
 
 
 def teacher_forced_batch(model, batch: dict, sampling: SamplingConfig | None = None, with_text_logits: bool = False,
-                         use_bridge: bool = True, sample_latent: bool = False) -> TeacherForcedBatch:
+                         use_bridge: bool = True, sample_latent: bool = False, with_logprobs: bool = True
+                         ) -> TeacherForcedBatch:
     """Teacher forcing on a collated batch (keys of data.collate.TeacherForcingCollator)."""
     reply_ids = [r[:n] for r, n in zip(batch["reply_ids"], batch["reply_lengths"].tolist())]
     states = batch_thinker_states(model, batch, reply_ids, with_text_logits)
     prefix, bridged = bridged_prefix(model, states, batch["speaker_bos"].tolist(), use_bridge, sample_latent)
-    talker = teacher_forced(model, prefix, batch["codes"], batch["code_lengths"], sampling or SamplingConfig())
+    talker = teacher_forced(model, prefix, batch["codes"], batch["code_lengths"], sampling or SamplingConfig(),
+                            with_logprobs)
     return TeacherForcedBatch(talker, bridged, states.reply_slices()[2], states)

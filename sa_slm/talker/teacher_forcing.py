@@ -15,7 +15,7 @@ from .sampling import SamplingConfig, first_seen_index, policy_logits
 @dataclass
 class TeacherForced:
     logits: torch.Tensor  # (B, N_max, V) raw codec logits; position k predicts c_k
-    logprobs: torch.Tensor  # (B, N_max) policy log-prob of each given code (0 at padding)
+    logprobs: torch.Tensor | None  # (B, N_max) policy log-prob of each given code (0 at padding)
     mask: torch.Tensor  # (B, N_max) True at real codes
 
 
@@ -31,8 +31,12 @@ def teacher_forced(
     codes: torch.Tensor,
     lengths: torch.Tensor,
     sampling: SamplingConfig,
+    with_logprobs: bool = True,
 ) -> TeacherForced:
-    """Score codes (B, N_max) with `lengths` (B,) valid steps each (include the EOS step to score it)."""
+    """Score codes (B, N_max) with `lengths` (B,) valid steps each (include the EOS step to score it).
+
+    with_logprobs=False skips the policy log-probs (SFT needs only the raw logits); `logprobs` is None.
+    """
     talker = model.talker
     device = prefix.stream.device
     codes, lengths = codes.to(device), lengths.to(device)
@@ -53,6 +57,8 @@ def teacher_forced(
     mask = torch.arange(n_max, device=device)[None] < lengths[:, None]
     idx = torch.where(mask, start[:, None] + torch.arange(n_max, device=device)[None], 0)
     logits = torch.gather(out.logits, 1, idx[..., None].expand(-1, -1, out.logits.shape[-1]))
+    if not with_logprobs:
+        return TeacherForced(logits=logits, logprobs=None, mask=mask)
 
     always_seen, suppress = codec_ids(model)
     first = first_seen_index(codes, lengths, logits.shape[-1], always_seen)  # (B, V)

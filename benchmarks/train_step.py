@@ -1,0 +1,108 @@
+"""Stage-1 training step vs a plain forward+backward of the same Talker on the same batch.
+
+The stage-1 step is what the trainer runs: a frozen Thinker pass over prompt + reply, the intent
+bridge (VIB + AdaLN, KL to the OU prior), the exact Talker layout, the Talker's teacher-forced
+forward, codec CE + beta * KL, backward. The baseline feeds the same Talker the same (precomputed)
+input rows and runs forward + CE + backward only: the cost floor of training this Talker at all.
+Both are timed side by side in one run (median of --repeats).
+
+    python benchmarks/train_step.py
+    python benchmarks/train_step.py --model random-3b --dtype bf16 --device cuda --batch 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from sa_slm import SASLM
+from sa_slm.bridge import IntentBridgeConfig
+from sa_slm.data import TeacherForcingCollator, load_manifest
+from sa_slm.paths import CORPUS_DIR
+from sa_slm.sft.params import configure_trainable
+from sa_slm.talker.forward import teacher_forced_batch
+from sa_slm.talker.layout import stream_at, text_positions
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="tiny")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    saslm = SASLM.from_pretrained(args.model, device=args.device, dtype=dtype,
+                                  bridge=IntentBridgeConfig(mode="vib_adaln", acoustic_context="audio_tower"))
+    model = saslm.model.train()
+    configure_trainable(model)
+    examples = load_manifest(CORPUS_DIR / "manifest_codes.jsonl")[: args.batch]
+    batch = {k: v.to(saslm.device) for k, v in TeacherForcingCollator(saslm)(examples).items()}
+    sync = torch.cuda.synchronize if saslm.device.type == "cuda" else (lambda: None)
+
+    # The baseline's input: the exact Talker rows of this batch, computed once, detached.
+    with torch.no_grad():
+        step = teacher_forced_batch(model, batch)
+    talker = model.talker
+    codes, lengths = batch["codes"], batch["code_lengths"]
+    reply = [r[:n] for r, n in zip(batch["reply_ids"], batch["reply_lengths"].tolist())]
+    with torch.no_grad():
+        from sa_slm.talker.forward import batch_thinker_states, bridged_prefix
+
+        prefix, _ = bridged_prefix(model, batch_thinker_states(model, batch, reply), batch["speaker_bos"].tolist())
+        rows = []
+        for b, row in enumerate(prefix.rows):
+            n = int(lengths[b])
+            k = torch.arange(1, n, device=row.device)[None]
+            rows.append(torch.cat([row, talker.get_input_embeddings()(codes[b, : n - 1]) + stream_at(prefix.stream[b:b + 1], k)[0]]))
+    inputs = pad_sequence(rows, batch_first=True).detach()
+    mask = pad_sequence([torch.ones(len(r), dtype=torch.long, device=inputs.device) for r in rows], batch_first=True)
+    positions = text_positions(mask)
+    starts = torch.tensor([len(r) - 1 for r in prefix.rows], device=inputs.device)
+    idx = starts[:, None] + torch.arange(codes.shape[1], device=inputs.device)[None]
+    valid = torch.arange(codes.shape[1], device=inputs.device)[None] < lengths[:, None]
+    idx = torch.where(valid, idx, 0)
+
+    def plain_talker_step():
+        logits = talker(inputs_embeds=inputs, attention_mask=mask, position_ids=positions, use_cache=False).logits
+        picked = torch.gather(logits, 1, idx[..., None].expand(-1, -1, logits.shape[-1]))
+        ce = torch.nn.functional.cross_entropy(picked.transpose(1, 2), codes, reduction="none")
+        ((ce * valid).sum() / valid.sum()).backward()
+        model.zero_grad(set_to_none=True)
+
+    def stage1_step():
+        model(**batch, kl_weight=0.25)["loss"].backward()
+        model.zero_grad(set_to_none=True)
+
+    def timed(fn) -> float:
+        fn()  # warm-up
+        times = []
+        for _ in range(args.repeats):
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    t_plain, t_stage1 = timed(plain_talker_step), timed(stage1_step)
+    n_codes = int(valid.sum())
+    print(f"model={args.model} device={saslm.device} dtype={args.dtype} batch={args.batch} codes={n_codes} "
+          f"talker rows={inputs.shape[1]} positions")
+    print(f"{'step':<44}{'seconds':>10}{'codes/s':>12}")
+    print(f"{'plain Talker forward+backward (baseline)':<44}{t_plain:>10.4f}{n_codes / t_plain:>12.0f}")
+    print(f"{'stage-1 step (Thinker+bridge+Talker+KL)':<44}{t_stage1:>10.4f}{n_codes / t_stage1:>12.0f}")
+    print(f"ratio stage-1 / plain: {t_stage1 / t_plain:.3f}x")
+    if saslm.device.type == "cuda":
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
