@@ -22,6 +22,7 @@ from sa_slm.bridge import IntentBridgeConfig
 from sa_slm.data import TeacherForcingCollator, load_manifest
 from sa_slm.errors import SASLMError
 from sa_slm.sft.config import SFTConfig
+from sa_slm.sft.lora import add_thinker_lora, merge_thinker_lora
 from sa_slm.sft.params import configure_trainable
 from sa_slm.sft.trainer import SFTTrainer
 from sa_slm.training.config import dump_config, load_config
@@ -53,6 +54,11 @@ def run(cfg: SFTConfig) -> dict:
         raise SASLMError(f"{len(missing)} example(s) have no reply_codes (first: {missing[0]}); "
                          "run `sa-slm tokenize` with a stage-0 tokenizer first")
     evaluation = load_manifest(cfg.eval_manifest, codebook_size=vocab) if cfg.eval_manifest else None
+    if cfg.lora.enabled:
+        if cfg.train.deepspeed and "zero3" in Path(cfg.train.deepspeed).name:
+            raise SASLMError("Thinker LoRA is merged into the weights at the end, which ZeRO-3's partitioned "
+                             "weights do not allow; use ZeRO-2 (configs/deepspeed/zero2.json) with lora.enabled")
+        add_thinker_lora(saslm.model, cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.target_modules)
     groups = configure_trainable(saslm.model, cfg.train_talker, cfg.train_bridge, cfg.thinker_last_layers)
     args = training_arguments(cfg.train, out / "checkpoints", cfg.seed)
     trainer = SFTTrainer(
@@ -62,6 +68,8 @@ def run(cfg: SFTConfig) -> dict:
         lr_llm=cfg.lr_llm, beta_max=cfg.beta_max, beta_warmup=cfg.beta_warmup, text_loss_weight=cfg.text_loss_weight,
     )
     result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
+    if cfg.lora.enabled:
+        merge_thinker_lora(trainer.accelerator.unwrap_model(trainer.model))
     trainer.save_model(str(out / "model"))
     metrics = {"stage": cfg.stage, "steps": result.global_step, "train_loss": result.training_loss,
                "trainable_speech_params": sum(p.numel() for p in groups["speech"]),

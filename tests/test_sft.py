@@ -156,3 +156,17 @@ def test_stage1_under_deepspeed_zero3_two_processes(tmp_path):
     assert (out / "checkpoints" / "checkpoint-4" / "global_step4").is_dir()
     model = SASLM.from_pretrained(out / "model", device="cpu")  # gathered 16-bit weights reload
     assert model.bridge.cfg.mode == "vib_adaln" and model.bridge.adaln.gamma.weight.abs().sum() > 0
+
+
+@pytest.mark.slow
+def test_stage1_thinker_lora_is_trained_and_merged(tmp_path):
+    out = tmp_path / "lora"
+    assert stage1.main(["--config", "configs/stage1_tiny.yaml", f"output_dir={out}", "lora.enabled=true",
+                        "train.max_steps=4", "train.save_steps=4"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["trainable_llm_params"] > 0
+    base = SASLM.from_pretrained("tiny", device="cpu").model.thinker.model.language_model.layers[0].self_attn
+    tuned = SASLM.from_pretrained(out / "model", device="cpu").model.thinker.model.language_model.layers[0].self_attn
+    assert not torch.equal(base.q_proj.weight, tuned.q_proj.weight)  # adapter merged into the weight
+    assert not torch.equal(base.v_proj.weight, tuned.v_proj.weight)
+    assert torch.equal(base.k_proj.weight, tuned.k_proj.weight)  # not a LoRA target, frozen
+    assert type(tuned.q_proj) is torch.nn.Linear  # a plain layer again

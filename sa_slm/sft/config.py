@@ -19,6 +19,15 @@ class BridgeSection:
 
 
 @dataclass
+class LoraSection:
+    enabled: bool = False  # stage 1 option: LoRA adapters on the Thinker LLM (trained at lr_llm)
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
 class SFTConfig:
     stage: int = 1
     model: str = "tiny"  # preset, local folder (e.g. the stage-1 output for stage 2) or hub id
@@ -34,6 +43,7 @@ class SFTConfig:
     train_talker: bool = True
     train_bridge: bool = True
     thinker_last_layers: int = 0  # stage 2: 1
+    lora: LoraSection = field(default_factory=LoraSection)  # merged into the Thinker at the final save
     lr_speech: float = 1e-5  # Talker + bridge
     lr_llm: float = 1e-6  # Thinker layers / LoRA
     train: TrainSection = field(default_factory=TrainSection)

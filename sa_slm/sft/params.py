@@ -12,7 +12,8 @@ def configure_trainable(model: SASLMOmniModel, train_talker: bool = True, train_
     """Freeze everything, then unfreeze the chosen parts. Returns {"speech": [...], "llm": [...]}.
 
     speech: the Talker and the intent bridge; llm: the last `thinker_last_layers` Thinker decoder
-    layers (stage 2). Token2Wav, the audio tower and the rest of the Thinker stay frozen.
+    layers (stage 2) and any LoRA adapters injected into the Thinker. Token2Wav, the audio tower and
+    the rest of the Thinker stay frozen.
     """
     model.requires_grad_(False)
     groups: dict[str, list[nn.Parameter]] = {"speech": [], "llm": []}
@@ -24,6 +25,7 @@ def configure_trainable(model: SASLMOmniModel, train_talker: bool = True, train_
         layers = model.thinker.model.language_model.layers
         for layer in layers[len(layers) - thinker_last_layers:]:
             groups["llm"] += list(layer.parameters())
+    groups["llm"] += [p for n, p in model.thinker.named_parameters() if "lora_" in n]
     for params in groups.values():
         for p in params:
             p.requires_grad_(True)
