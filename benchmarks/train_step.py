@@ -24,7 +24,7 @@ from sa_slm.bridge import IntentBridgeConfig
 from sa_slm.data import TeacherForcingCollator, load_manifest
 from sa_slm.paths import CORPUS_DIR
 from sa_slm.sft.params import configure_trainable
-from sa_slm.talker.forward import teacher_forced_batch
+from sa_slm.talker.forward import batch_thinker_states, bridged_prefix
 from sa_slm.talker.layout import stream_at, text_positions
 
 
@@ -48,14 +48,10 @@ def main() -> None:
     sync = torch.cuda.synchronize if saslm.device.type == "cuda" else (lambda: None)
 
     # The baseline's input: the exact Talker rows of this batch, computed once, detached.
-    with torch.no_grad():
-        step = teacher_forced_batch(model, batch)
     talker = model.talker
     codes, lengths = batch["codes"], batch["code_lengths"]
     reply = [r[:n] for r, n in zip(batch["reply_ids"], batch["reply_lengths"].tolist())]
     with torch.no_grad():
-        from sa_slm.talker.forward import batch_thinker_states, bridged_prefix
-
         prefix, _ = bridged_prefix(model, batch_thinker_states(model, batch, reply), batch["speaker_bos"].tolist())
         rows = []
         for b, row in enumerate(prefix.rows):

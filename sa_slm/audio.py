@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 import soundfile as sf
@@ -11,7 +11,10 @@ import soxr
 
 from .errors import AudioError, InputTooLongError
 
-AudioInput = Union[str, Path, np.ndarray, "torch.Tensor"]  # noqa: F821
+if TYPE_CHECKING:
+    import torch
+
+AudioInput = Union[str, Path, np.ndarray, "torch.Tensor"]
 
 
 def to_mono(wav: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import SASLMError
+from .training.recipe import report_errors
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -123,12 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "command", None) == "generate" and not args.audio and not args.text:
         print("error: give --audio, --text, or both", file=sys.stderr)
         return 2
-    try:
-        args.func(args)
-    except SASLMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return report_errors(lambda: args.func(args))
 
 
 if __name__ == "__main__":

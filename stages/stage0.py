@@ -10,10 +10,8 @@ checkpoint; (3) held-out code accuracy and round-trip metrics go to <output_dir>
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -28,9 +26,9 @@ from sa_slm.codec.metrics import code_accuracy, round_trip
 from sa_slm.codec.trainer import FlowMatchingObjective, SpeechTokenizerTrainer
 from sa_slm.audio import load_audio
 from sa_slm.data import load_manifest
-from sa_slm.errors import SASLMError
 from sa_slm.talker.sampling import SamplingConfig
-from sa_slm.training.config import dump_config, load_config
+from sa_slm.training.config import dump_config
+from sa_slm.training.recipe import recipe_main
 from sa_slm.training.trainer_utils import last_complete_checkpoint, training_arguments
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -108,16 +106,7 @@ def run(cfg: Stage0Config) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True)
-    ap.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=10")
-    args = ap.parse_args(argv)
-    try:
-        run(load_config(Stage0Config, args.config, args.overrides))
-    except SASLMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return recipe_main(Stage0Config, run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Saves a loadable SA-SLM folder to <output_dir>/model; resumes from the last comp
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict
@@ -25,7 +24,8 @@ from sa_slm.sft.config import SFTConfig
 from sa_slm.sft.lora import add_thinker_lora, merge_thinker_lora
 from sa_slm.sft.params import configure_trainable
 from sa_slm.sft.trainer import SFTTrainer
-from sa_slm.training.config import dump_config, load_config
+from sa_slm.training.config import dump_config
+from sa_slm.training.recipe import recipe_main
 from sa_slm.training.trainer_utils import last_complete_checkpoint, training_arguments
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -83,16 +83,7 @@ def run(cfg: SFTConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True)
-    ap.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=10")
-    args = ap.parse_args(argv)
-    try:
-        run(load_config(SFTConfig, args.config, args.overrides))
-    except SASLMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return recipe_main(SFTConfig, run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from sa_slm.codec import SpeechTokenizer, SpeechTokenizerConfig
-from sa_slm.codec.bootstrap import MANIFEST_NAME, BootstrapConfig, bootstrap_pairs
+from sa_slm.codec.bootstrap import BootstrapConfig, bootstrap_pairs
 from sa_slm.codec.data import split_by_text
 from sa_slm.codec.tokenize import encode, tokenize_manifest
 from sa_slm.data import load_manifest
@@ -108,7 +108,7 @@ def test_tokenize_skips_bad_lines_and_resumes(small_tokenizer, tmp_path):
 
 def test_flow_matching_trains_the_tokenizer_through_frozen_dit(tiny, small_tokenizer):
     from sa_slm.codec.flow_matching import given_code_embeddings, straight_through
-    from sa_slm.codec.trainer import FlowMatchingObjective, SpeechTokenizerTrainer  # noqa: F401
+    from sa_slm.codec.trainer import FlowMatchingObjective
 
     dit = tiny.model.token2wav.code2wav_dit_model
     FlowMatchingObjective(dit, tiny.speakers["Chelsie"].cond)  # freezes the DiT

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import Trainer
 
+from ..training.trainer_utils import LoggedTermsTrainer
 from .flow_matching import flow_matching_loss
 
 
@@ -24,7 +23,7 @@ class FlowMatchingObjective:
         self.dit.eval().requires_grad_(False)
 
 
-class SpeechTokenizerTrainer(Trainer):
+class SpeechTokenizerTrainer(LoggedTermsTrainer):
     """Cross-entropy on self-bootstrapped pairs (+ weighted flow matching on real speech).
 
     Logs `code_accuracy`, `ce_loss` and `fm_loss` next to the total loss.
@@ -33,7 +32,6 @@ class SpeechTokenizerTrainer(Trainer):
     def __init__(self, *args, flow_matching: FlowMatchingObjective | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.flow_matching = flow_matching
-        self._terms: dict[str, list[float]] = defaultdict(list)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         out = model(inputs["audio"], inputs["audio_lengths"], inputs["codes"], inputs["code_lengths"])
@@ -41,9 +39,9 @@ class SpeechTokenizerTrainer(Trainer):
         if inputs["is_real"].any() and self.flow_matching is not None:
             fm = self._flow_matching(model, out, inputs)
             loss = loss + self.flow_matching.weight * fm
-            self._record(model, fm_loss=fm)
+            self.record(model, fm_loss=fm)
         if not inputs["is_real"].all():
-            self._record(model, ce_loss=out["loss"], code_accuracy=out["accuracy"])
+            self.record(model, ce_loss=out["loss"], code_accuracy=out["accuracy"])
         return (loss, out) if return_outputs else loss
 
     def _flow_matching(self, model, out: dict, inputs: dict) -> torch.Tensor:
@@ -60,16 +58,3 @@ class SpeechTokenizerTrainer(Trainer):
             mel = out["mel"][b, : n * repeats]
             per_clip.append(flow_matching_loss(dit, logits[b, :n], mel, fm.cond.to(device)))
         return torch.stack(per_clip).mean() if per_clip else logits.sum() * 0
-
-    def _record(self, model, **terms: torch.Tensor) -> None:
-        if model.training:
-            for name, value in terms.items():
-                self._terms[name].append(float(value.detach()))
-
-    def log(self, logs: dict, *args, **kwargs) -> None:
-        if "loss" in logs:
-            for name, values in self._terms.items():
-                if values:
-                    logs[name] = sum(values) / len(values)
-            self._terms.clear()
-        super().log(logs, *args, **kwargs)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import torch
 from transformers import Trainer
 
 from ..bridge import beta_at
+from ..training.trainer_utils import LoggedTermsTrainer
 
 
-class SFTTrainer(Trainer):
+class SFTTrainer(LoggedTermsTrainer):
     """compute_loss = model(**batch, kl_weight=beta(step), text_loss_weight=w)["loss"].
 
     Param groups: `speech` (Talker + bridge, lr_speech) and `llm` (Thinker layers/LoRA, lr_llm). The
@@ -22,7 +21,6 @@ class SFTTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.param_groups, self.lr_speech, self.lr_llm = param_groups, lr_speech, lr_llm
         self.beta_max, self.beta_warmup, self.text_loss_weight = beta_max, beta_warmup, text_loss_weight
-        self._terms: dict[str, list[float]] = defaultdict(list)
 
     def create_optimizer(self, model=None):
         if self.optimizer is None:
@@ -40,17 +38,5 @@ class SFTTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         beta = self.beta()
         out = model(**inputs, kl_weight=beta, text_loss_weight=self.text_loss_weight, sample_latent=model.training)
-        if model.training:
-            self._terms["beta"].append(beta)
-            for name, value in out.items():
-                if name != "loss":
-                    self._terms[name].append(float(value.detach()))
+        self.record(model, beta=beta, **{name: value for name, value in out.items() if name != "loss"})
         return (out["loss"], out) if return_outputs else out["loss"]
-
-    def log(self, logs: dict, *args, **kwargs) -> None:
-        if "loss" in logs:
-            for name, values in self._terms.items():
-                if values:
-                    logs[name] = sum(values) / len(values)
-            self._terms.clear()
-        super().log(logs, *args, **kwargs)

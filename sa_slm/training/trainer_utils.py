@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from transformers import TrainingArguments
+from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .config import TrainSection
@@ -58,3 +59,25 @@ def last_complete_checkpoint(output_dir: str | Path) -> str | None:
 
 def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
+
+
+class LoggedTermsTrainer(Trainer):
+    """A Trainer that averages named loss terms over each logging window and logs them with the loss."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._terms: dict[str, list[float]] = defaultdict(list)
+
+    def record(self, model, **terms) -> None:
+        """Remember scalar terms of a training step (ignored in evaluation)."""
+        if model.training:
+            for name, value in terms.items():
+                self._terms[name].append(float(value.detach() if torch.is_tensor(value) else value))
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        if "loss" in logs:
+            for name, values in self._terms.items():
+                if values:
+                    logs[name] = sum(values) / len(values)
+            self._terms.clear()
+        super().log(logs, *args, **kwargs)
