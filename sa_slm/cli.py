@@ -1,4 +1,4 @@
-"""`sa-slm` command line: generate speech, tokenize manifests, run the demo."""
+"""`sa-slm` command line: generate, score, tokenize, probe, demo."""
 
 from __future__ import annotations
 
@@ -64,6 +64,26 @@ def cmd_probe(args) -> None:
     print(f"  {'chance (majority label)':<30} {result.chance:6.1%}")
 
 
+def cmd_score(args) -> None:
+    import json
+
+    saslm = _load(args)
+    critic = None
+    if args.critic:
+        from .model import SASLM
+
+        critic = SASLM.from_pretrained(args.critic, device=args.device)
+    result = saslm.score(args.audio, args.text, context_audio=args.context, context_text=args.context_text,
+                         rubric=args.rubric, critic=critic)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        return
+    print(f"instance rubric: {result.instance_rubric}")
+    for name, value in result.as_dict()["scores"].items():
+        print(f"  {name:<14} {value:.3f}")
+    print(f"  {'utility':<14} {float(result.utility[0]):.3f}")
+
+
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
@@ -111,6 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-by", default="reply_text", help="reply_text or a manifest label naming the content")
     p.set_defaults(func=cmd_probe)
 
+    sc = sub.add_parser("score", help="rubric critic: score a spoken reply to a dialogue context")
+    model_args(sc)
+    sc.add_argument("--audio", required=True, help="the spoken reply to score")
+    sc.add_argument("--text", required=True, help="the reply's text")
+    sc.add_argument("--context", help="the user's speech the reply answers")
+    sc.add_argument("--context-text", help="the user's text the reply answers")
+    sc.add_argument("--rubric", default="expressive", help="rubric name (rubrics/) or YAML path")
+    sc.add_argument("--critic", help="score with another checkpoint instead of --model itself")
+    sc.add_argument("--json", action="store_true")
+    sc.set_defaults(func=cmd_score)
+
     d = sub.add_parser("demo", help="answer a shipped spoken question with the built-in tiny model")
     d.add_argument("--out", default="outputs/demo")
     d.add_argument("--seed", type=int, default=0)
@@ -122,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "command", None) == "generate" and not args.audio and not args.text:
         print("error: give --audio, --text, or both", file=sys.stderr)
+        return 2
+    if getattr(args, "command", None) == "score" and not args.context and not args.context_text:
+        print("error: give the dialogue context: --context (speech), --context-text, or both", file=sys.stderr)
         return 2
     return report_errors(lambda: args.func(args))
 

@@ -23,4 +23,7 @@ def run_demo(out_dir: Path, seed: int = 0) -> Path:
     print(f"reply text: {result.reply_text!r}")
     print(f"codes: {len(result.codes[0])} Talker codes")
     print(f"wrote {wav_path} ({len(result.waveform) / result.sample_rate:.2f} s, {result.sample_rate} Hz)")
+    scores = saslm.score(wav_path, result.reply_text, context_audio=DEMO_QUESTION)
+    print("self-critic scores (expressive rubric, 0-1): " +
+          ", ".join(f"{k} {v:.3f}" for k, v in scores.as_dict()["scores"].items()) + f"; utility {float(scores.utility[0]):.3f}")
     return wav_path

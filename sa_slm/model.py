@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from .talker.sampling import SamplingConfig
 from .talker.teacher_forcing import TeacherForced
 from .token2wav import SAMPLE_RATE, decode_codes, decode_codes_batch
 from .tokenizer import build_omni_tokenizer
+
+if TYPE_CHECKING:
+    from .critic import CriticScores
 
 SASLM_CONFIG_FILE = "sa_slm_config.json"
 
@@ -181,8 +184,12 @@ class SASLM:
     # ---- the pipeline, step by step ----------------------------------------------------------
     @torch.no_grad()
     def generate_replies(self, batch: dict, max_new_tokens: int | None = None, do_sample: bool = False,
-                         eos_token_id: int | list[int] | None = None, **gen_kwargs) -> list[torch.Tensor]:
-        """Thinker replies (token ids, EOS excluded) for an encoded prompt batch."""
+                         eos_token_id: int | list[int] | None = None, allow_empty: bool = False,
+                         **gen_kwargs) -> list[torch.Tensor]:
+        """Thinker replies (token ids, EOS excluded) for an encoded prompt batch.
+
+        An empty reply raises EmptyReplyError (there would be nothing to speak) unless allow_empty.
+        """
         thinker = self.model.thinker
         eos = eos_token_id or thinker.generation_config.eos_token_id or self.processor.tokenizer.eos_token_id
         eos = torch.tensor(eos if isinstance(eos, list) else [eos])
@@ -194,7 +201,7 @@ class SASLM:
         for b, row in enumerate(seqs):
             stop = torch.isin(row, eos).nonzero()
             reply = row[: int(stop[0])] if len(stop) else row
-            if reply.numel() == 0:
+            if reply.numel() == 0 and not allow_empty:
                 raise EmptyReplyError(f"prompt {b}: the model replied with end-of-text at once; nothing to speak")
             replies.append(reply)
         return replies
@@ -269,6 +276,29 @@ class SASLM:
                              use_bridge: bool = True, sample_latent: bool = False) -> TeacherForcedBatch:
         """Teacher forcing on a collated batch (see data.collate.TeacherForcingCollator)."""
         return teacher_forced_batch(self.model, batch, sampling, with_text_logits, use_bridge, sample_latent)
+
+    def score(
+        self,
+        reply_audio: AudioInput | Sequence[AudioInput],
+        reply_text: str,
+        context_audio: AudioInput | None = None,
+        context_text: str | None = None,
+        sampling_rate: int | None = None,
+        rubric: str = "expressive",
+        critic: "SASLM | None" = None,
+    ) -> "CriticScores":
+        """Rubric scores of one or more spoken replies to a dialogue context (user audio and/or text).
+
+        The critic is this model (self-critic) unless another SA-SLM is given. Returns per-dimension
+        scores in [0, 1], the overall utility and the model-written instance rubric.
+        """
+        from .critic import RubricCritic
+
+        judge = critic or self
+        clips = list(reply_audio) if isinstance(reply_audio, (list, tuple)) else [reply_audio]
+        wavs = [judge.processor.load_audio(c, sampling_rate) for c in clips]  # 16 kHz, errors name the file
+        context = judge.conversation(context_audio, context_text)
+        return RubricCritic(judge, rubric).score(context, reply_text, wavs, sample_rate=judge.processor.sampling_rate)
 
     def decode(self, codes: torch.Tensor, speaker: str | None = None, seed: int | None = None) -> torch.Tensor:
         """Audio codes → 24 kHz waveform with a chosen speaker."""
