@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo bench corpus corpus-codes stage0 stage1 stage2 clean
+.PHONY: setup test test-fast demo bench corpus corpus-codes stage0 stage1 stage2 stage3 clean
 
 # Training stages: make stage0 CONFIG=configs/stage0_tiny.yaml [LAUNCH=accelerate|deepspeed|torchrun] [ARGS="key=value ..."]
 CONFIG ?=
@@ -57,6 +57,10 @@ stage1: $(STAMP)
 
 stage2: $(STAMP)
 	$(RUN) stages/stage2.py --config $(or $(CONFIG),configs/stage2_tiny.yaml) $(ARGS)
+
+## make stage3 CONFIG=...: closed-loop self-reward (UAPO) with the rubric critic
+stage3: $(STAMP)
+	$(RUN) stages/stage3.py --config $(or $(CONFIG),configs/stage3_tiny.yaml) $(ARGS)
 
 ## make corpus-codes: re-create data/tiny_corpus/manifest_codes.jsonl (stage 0 on tiny, then tokenize)
 corpus-codes: $(STAMP)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-from transformers import Trainer
 
 from ..bridge import beta_at
-from ..training.trainer_utils import LoggedTermsTrainer
+from ..training.trainer_utils import LoggedTermsTrainer, grouped_optimizer
 
 
 class SFTTrainer(LoggedTermsTrainer):
@@ -24,12 +23,8 @@ class SFTTrainer(LoggedTermsTrainer):
 
     def create_optimizer(self, model=None):
         if self.optimizer is None:
-            groups = [{"params": ps, "lr": lr, "weight_decay": self.args.weight_decay}
-                      for ps, lr in ((self.param_groups["speech"], self.lr_speech), (self.param_groups["llm"], self.lr_llm))
-                      if ps]
-            optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, model)
-            kwargs.pop("lr", None)
-            self.optimizer = optimizer_cls(groups, **kwargs)
+            self.optimizer = grouped_optimizer(self.args, model, [(self.param_groups["speech"], self.lr_speech),
+                                                                  (self.param_groups["llm"], self.lr_llm)])
         return self.optimizer
 
     def beta(self) -> float:

@@ -81,3 +81,11 @@ class LoggedTermsTrainer(Trainer):
                     logs[name] = sum(values) / len(values)
             self._terms.clear()
         super().log(logs, *args, **kwargs)
+
+
+def grouped_optimizer(args: TrainingArguments, model, groups: list[tuple[list[torch.nn.Parameter], float]]):
+    """The optimizer the Trainer would build, with one parameter group per (params, learning rate)."""
+    optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    kwargs.pop("lr", None)
+    return optimizer_cls([{"params": ps, "lr": lr, "weight_decay": args.weight_decay} for ps, lr in groups if ps],
+                         **kwargs)

@@ -1,0 +1,95 @@
+"""UAPO on the Hugging Face `Trainer`: rollouts, anchor, utilities and the loss inside compute_loss.
+
+Each step, for a batch of prompts: K policy rollouts + one anchor per prompt (no grad), utilities
+from `utility_fn`, then one teacher-forced pass of the policy (with grad) and of the frozen reference
+(no grad) over all rollout and anchor codes; r(y) = sum of per-code policy log-probs minus the
+reference's, and `uapo_loss` against the anchor.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from ..data.collate import TeacherForcingCollator
+from ..data.manifest import Example
+from ..model import SASLM
+from ..talker.sampling import SamplingConfig
+from ..training.trainer_utils import LoggedTermsTrainer, grouped_optimizer
+from .loss import uapo_loss
+from .rollouts import RolloutBatch, collect
+from .utility import UtilityFn
+
+
+def collate_prompts(examples: list[Example]) -> dict:
+    return {"examples": examples}
+
+
+def frozen_reference(saslm: SASLM) -> SASLM:
+    """A frozen copy of the policy at the start of training (pi_ref)."""
+    ref = copy.deepcopy(saslm.model).eval().requires_grad_(False)
+    return SASLM(ref, saslm.processor, saslm.speakers, saslm.config)
+
+
+class UAPOTrainer(LoggedTermsTrainer):
+    def __init__(self, *args, saslm: SASLM, reference: SASLM, utility_fn: UtilityFn, sampling: SamplingConfig,
+                 num_rollouts: int = 8, beta: float = 0.1, margin_weighting: bool = False,
+                 params: list[torch.nn.Parameter] | None = None, lr: float | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.params, self.lr = params, lr
+        self.saslm, self.reference, self.utility_fn = saslm, reference, utility_fn
+        self.sampling, self.num_rollouts = sampling, num_rollouts
+        self.beta, self.margin_weighting = beta, margin_weighting
+        self.prompt_collator = TeacherForcingCollator(saslm, require_codes=False)
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and self.params is not None:
+            self.optimizer = grouped_optimizer(self.args, model, [(self.params, self.lr or self.args.learning_rate)])
+        return super().create_optimizer(model)
+
+    def _sequence_logps(self, saslm: SASLM, rb: RolloutBatch) -> torch.Tensor:
+        """(B*K + B,) summed policy log-probs of every rollout, then every anchor, given its context."""
+        K = rb.num_samples
+        rows = rb.policy.prompt_index.tolist() + list(range(len(rb.conversations)))
+        codes = pad_sequence([*rb.policy.codes.unbind(0), *rb.anchor.codes.unbind(0)], batch_first=True,
+                             padding_value=saslm.model.talker.codec_pad_token)
+        lengths = torch.cat([rb.policy.num_steps, rb.anchor.num_steps])
+        tf = saslm.teacher_forced([rb.conversations[i] for i in rows], [rb.reply_ids[i] for i in rows], codes, lengths,
+                                  self.sampling)
+        assert codes.shape[0] == len(rb.conversations) * (K + 1)
+        return tf.logprobs.sum(-1), tf.mask.sum(-1)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        examples: list[Example] = inputs["examples"]
+        conversations = [self.prompt_collator.conversation(ex) for ex in examples]
+        seed = self.args.seed * 1_000_003 + self.state.global_step
+        rb = collect(self.saslm, conversations, [ex.reply_text for ex in examples], self.num_rollouts,
+                     self.sampling, seed)
+        util = self.utility_fn(self.saslm, rb)
+        B, K = len(examples), self.num_rollouts
+        logp, n_codes = self._sequence_logps(self.saslm, rb)
+        with torch.no_grad():
+            ref_logp, _ = self._sequence_logps(self.reference, rb)
+        device = logp.device
+        valid = util.valid.to(device) & util.anchor_valid.to(device)[:, None]
+        out = uapo_loss(
+            logp[: B * K].view(B, K), ref_logp[: B * K].view(B, K), util.policy.to(device),
+            logp[B * K:], ref_logp[B * K:], util.anchor.to(device), beta=self.beta,
+            margin_weighting=self.margin_weighting, valid=valid,
+        )
+        pv = util.policy[util.valid]
+        self.record(
+            model,
+            uapo_loss=out.loss,
+            utility_policy=float(pv.mean()) if pv.numel() else 0.0,
+            utility_anchor=float(util.anchor[util.anchor_valid].mean()) if util.anchor_valid.any() else 0.0,
+            win_rate=float((util.policy > util.anchor[:, None])[valid.cpu()].float().mean()) if valid.any() else 0.0,
+            n_preferred=float(out.preferred.float().mean()),
+            n_rejected=float(out.rejected.float().mean()),
+            kl_ref=float(((logp - ref_logp).sum() / n_codes.sum().clamp_min(1)).detach()),
+            dropped=float((~util.valid).sum()),
+            **util.stats,
+        )
+        return (out.loss, {"uapo": out}) if return_outputs else out.loss
