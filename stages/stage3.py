@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from sa_slm import SASLM
+from sa_slm.asr import load_asr
 from sa_slm.bridge import IntentBridgeConfig
 from sa_slm.critic import RubricCritic
 from sa_slm.data import load_manifest
@@ -51,7 +52,7 @@ def run(cfg: UAPOConfig) -> dict:
     saslm = SASLM.from_pretrained(cfg.model, dtype=DTYPES[cfg.dtype], seed=cfg.seed, bridge=bridge)
     reference = frozen_reference(saslm)
     judge = SASLM.from_pretrained(cfg.critic_model, dtype=DTYPES[cfg.dtype]) if cfg.critic_model else reference
-    utility = CriticUtility(RubricCritic(judge, cfg.rubric), cfg.wer_threshold)
+    utility = CriticUtility(RubricCritic(judge, cfg.rubric), cfg.wer_threshold, load_asr(cfg.asr, judge))
     prompts = load_manifest(cfg.prompts_manifest)
     groups = configure_trainable(saslm.model)
     args = training_arguments(cfg.train, out / "checkpoints", cfg.seed)
@@ -60,6 +61,7 @@ def run(cfg: UAPOConfig) -> dict:
         model=saslm.model, args=args, train_dataset=ExampleDataset(prompts), data_collator=collate_prompts,
         saslm=saslm, reference=reference, utility_fn=utility, sampling=sampling, num_rollouts=cfg.num_rollouts,
         beta=cfg.beta, margin_weighting=cfg.margin_weighting, params=groups["speech"], lr=cfg.lr_speech,
+        audio_every=cfg.audio_every, audio_clips=cfg.audio_clips,
     )
     result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
     trainer.save_model(str(out / "model"))

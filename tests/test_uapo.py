@@ -124,6 +124,8 @@ def test_stage3_end_to_end_with_self_critic_and_resume(tmp_path):
                 "critic_emotion", "critic_prosody", "critic_naturalness"):
         assert key in first, key
     assert 0 <= first["utility_policy"] <= 1
+    listening = sorted((out / "checkpoints" / "rollout_audio" / "step0000000").glob("*.wav"))
+    assert [p.name.split("_")[0] for p in listening] == ["anchor", "rollout0", "rollout1"]
     # Resume: two more steps continue from checkpoint 2.
     assert stage3.main(args[:-4] + ["train.max_steps=3", "train.save_steps=1", "max_codes=12", "num_rollouts=2"]) == 0
     assert json.loads((out / "metrics.json").read_text())["steps"] == 3

@@ -20,6 +20,7 @@ class UAPOConfig:
     beta: float = 0.1  # UAPO inverse temperature on the implicit reward
     margin_weighting: bool = False  # weight pairs by |u - u_anchor|
     wer_threshold: float | None = 0.2  # utility 0 above this WER; null disables the gate
+    asr: str = "model"  # WER-gate recogniser: model | pocketsphinx | whisper:<path or id> | funasr:<model>
     rubric: str = "expressive"
     critic_model: str | None = None  # None: the policy judges itself; else another checkpoint (frozen)
     temperature: float = 0.9
@@ -27,4 +28,6 @@ class UAPOConfig:
     top_p: float = 0.8
     max_codes: int = 600
     lr_speech: float = 1e-5
+    audio_every: int = 50  # every N steps, write a few rollouts + the anchor under <output_dir>/checkpoints/rollout_audio
+    audio_clips: int = 2
     train: TrainSection = field(default_factory=TrainSection)

@@ -9,14 +9,17 @@ reference's, and `uapo_loss` against the anchor.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from ..audio import write_wav
 from ..data.collate import TeacherForcingCollator
 from ..data.manifest import Example
 from ..model import SASLM
 from ..talker.sampling import SamplingConfig
+from ..token2wav import SAMPLE_RATE, decode_codes_batch
 from ..training.trainer_utils import LoggedTermsTrainer, grouped_optimizer
 from .loss import uapo_loss
 from .rollouts import RolloutBatch, collect
@@ -36,9 +39,11 @@ def frozen_reference(saslm: SASLM) -> SASLM:
 class UAPOTrainer(LoggedTermsTrainer):
     def __init__(self, *args, saslm: SASLM, reference: SASLM, utility_fn: UtilityFn, sampling: SamplingConfig,
                  num_rollouts: int = 8, beta: float = 0.1, margin_weighting: bool = False,
-                 params: list[torch.nn.Parameter] | None = None, lr: float | None = None, **kwargs) -> None:
+                 params: list[torch.nn.Parameter] | None = None, lr: float | None = None,
+                 audio_every: int = 0, audio_clips: int = 2, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.params, self.lr = params, lr
+        self.audio_every, self.audio_clips = audio_every, audio_clips
         self.saslm, self.reference, self.utility_fn = saslm, reference, utility_fn
         self.sampling, self.num_rollouts = sampling, num_rollouts
         self.beta, self.margin_weighting = beta, margin_weighting
@@ -61,6 +66,17 @@ class UAPOTrainer(LoggedTermsTrainer):
         assert codes.shape[0] == len(rb.conversations) * (K + 1)
         return tf.logprobs.sum(-1), tf.mask.sum(-1)
 
+    def _save_listening_samples(self, rb: RolloutBatch, util) -> None:
+        """A few rollouts of the first prompt and its anchor as wavs, named with their utilities."""
+        folder = Path(self.args.output_dir) / "rollout_audio" / f"step{self.state.global_step:07d}"
+        n = min(self.audio_clips, rb.num_samples)
+        codes = [rb.policy.audio_codes(k) for k in range(n)] + [rb.anchor.audio_codes(0)]
+        names = [f"rollout{k}_u{float(util.policy[0, k]):.3f}.wav" for k in range(n)] + [f"anchor_u{float(util.anchor[0]):.3f}.wav"]
+        wavs = decode_codes_batch(self.saslm.model, codes, [self.saslm.speakers[None]] * len(codes))
+        for name, wav in zip(names, wavs):
+            write_wav(folder / name, wav.numpy(), SAMPLE_RATE)
+        (folder / "reply.txt").write_text(rb.reply_texts[0] + "\n", encoding="utf-8")
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         examples: list[Example] = inputs["examples"]
         conversations = [self.prompt_collator.conversation(ex) for ex in examples]
@@ -69,6 +85,8 @@ class UAPOTrainer(LoggedTermsTrainer):
                      self.sampling, seed)
         util = self.utility_fn(self.saslm, rb)
         B, K = len(examples), self.num_rollouts
+        if self.audio_every and self.state.global_step % self.audio_every == 0 and self.is_world_process_zero():
+            self._save_listening_samples(rb, util)
         logp, n_codes = self._sequence_logps(self.saslm, rb)
         with torch.no_grad():
             ref_logp, _ = self._sequence_logps(self.reference, rb)

@@ -1,0 +1,92 @@
+"""Speech recognisers for the WER gate and the evaluation metrics, behind one call signature:
+`transcribe(wavs: list[np.ndarray], sample_rate: int) -> list[str]`.
+
+- `model`: the SA-SLM itself transcribes (proxy-free default of the WER gate);
+- `pocketsphinx`: an offline English recogniser whose model ships inside the PyPI package;
+- `whisper`: transformers' Whisper from a local path or hub id (`whisper:openai/whisper-small`);
+- `funasr`: Paraformer/SenseVoice through the optional `funasr` extra (`funasr:paraformer-en`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from .audio import resample
+from .errors import SASLMError
+
+if TYPE_CHECKING:
+    from .model import SASLM
+
+Transcriber = Callable[[list[np.ndarray], int], list[str]]
+
+
+class PocketSphinxASR:
+    """CMU PocketSphinx with its bundled US-English model (16 kHz, fully offline)."""
+
+    def __init__(self) -> None:
+        try:
+            from pocketsphinx import Decoder
+        except ImportError as exc:
+            raise SASLMError("the pocketsphinx ASR backend needs `pip install pocketsphinx`") from exc
+        self.decoder = Decoder(samprate=16_000, loglevel="FATAL")
+
+    def __call__(self, wavs: list[np.ndarray], sample_rate: int) -> list[str]:
+        texts = []
+        for wav in wavs:
+            pcm = (np.clip(resample(np.asarray(wav, dtype=np.float32), sample_rate, 16_000), -1, 1) * 32767)
+            self.decoder.start_utt()
+            self.decoder.process_raw(pcm.astype(np.int16).tobytes(), full_utt=True)
+            self.decoder.end_utt()
+            hyp = self.decoder.hyp()
+            texts.append(hyp.hypstr if hyp is not None else "")
+        return texts
+
+
+class WhisperASR:
+    """transformers' Whisper (any local folder or hub id)."""
+
+    def __init__(self, name_or_path: str, device: str | None = None) -> None:
+        from transformers import pipeline
+
+        self.pipe = pipeline("automatic-speech-recognition", model=name_or_path, device=device)
+
+    def __call__(self, wavs: list[np.ndarray], sample_rate: int) -> list[str]:
+        target = self.pipe.feature_extractor.sampling_rate
+        inputs = [{"raw": resample(np.asarray(w, dtype=np.float32), sample_rate, target), "sampling_rate": target}
+                  for w in wavs]
+        return [out["text"].strip() for out in self.pipe(inputs)]
+
+
+class FunASR:
+    """Paraformer / SenseVoice through funasr (optional extra; its weights come from a model hub)."""
+
+    def __init__(self, model: str) -> None:
+        try:
+            from funasr import AutoModel
+        except ImportError as exc:
+            raise SASLMError("the funasr ASR backend needs the optional extra: pip install 'sa-slm[funasr]'") from exc
+        self.model = AutoModel(model=model)
+
+    def __call__(self, wavs: list[np.ndarray], sample_rate: int) -> list[str]:
+        return [self.model.generate(input=resample(np.asarray(w, dtype=np.float32), sample_rate, 16_000))[0]["text"]
+                for w in wavs]
+
+
+def load_asr(spec: str, saslm: "SASLM | None" = None) -> Transcriber:
+    """`model` | `pocketsphinx` | `whisper:<path or id>` | `funasr:<model>`."""
+    kind, _, arg = spec.partition(":")
+    if kind == "model":
+        if saslm is None:
+            raise SASLMError("the `model` ASR backend needs the SA-SLM model that should transcribe")
+        from .uapo.utility import ModelASR
+
+        return ModelASR(saslm)
+    if kind == "pocketsphinx":
+        return PocketSphinxASR()
+    if kind == "whisper" and arg:
+        return WhisperASR(arg)
+    if kind == "funasr" and arg:
+        return FunASR(arg)
+    raise SASLMError(f"unknown ASR backend {spec!r}; use model, pocketsphinx, whisper:<path or id> or funasr:<model>")
