@@ -84,12 +84,20 @@ class OmniProcessor:
         features: dict[str, torch.Tensor] = {}
         counts: list[int] = []
         if audios:
+            # The same array object (a context clip shared by many rows) is featurised once.
+            slot: dict[int, int] = {}
+            unique = []
+            for a in audios:
+                if id(a) not in slot:
+                    slot[id(a)] = len(unique)
+                    unique.append(a)
+            index = torch.tensor([slot[id(a)] for a in audios])
             fe = self.feature_extractor(
-                audios, sampling_rate=self.sampling_rate, return_attention_mask=True, padding="max_length",
+                unique, sampling_rate=self.sampling_rate, return_attention_mask=True, padding="max_length",
                 return_tensors="pt",
             )
-            features = {"input_features": fe["input_features"], "feature_attention_mask": fe["attention_mask"]}
-            counts = audio_token_count(fe["attention_mask"].sum(-1)).tolist()
+            features = {"input_features": fe["input_features"][index], "feature_attention_mask": fe["attention_mask"][index]}
+            counts = audio_token_count(features["feature_attention_mask"].sum(-1)).tolist()
         texts, k = [], 0
         for conv in conversations:
             system = conv.system_prompt if conv.system_prompt is not None else self.system_prompt

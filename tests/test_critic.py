@@ -62,6 +62,9 @@ def test_scores_are_batched_bounded_and_match_one_by_one(tiny):
     for k, wave in enumerate(waves):
         alone = critic.score(context, "Congratulations!", [wave], instance_rubric=batched.instance_rubric, batch_size=2)
         torch.testing.assert_close(alone.scores[0], batched.scores[k], atol=1e-5, rtol=1e-5)
+    # Sharing each clip's prefix (context + audio) across its dimensions via the KV cache changes nothing.
+    full = critic.score(context, "Congratulations!", waves, instance_rubric=batched.instance_rubric, share_prefix=False)
+    torch.testing.assert_close(full.scores, batched.scores, atol=1e-5, rtol=1e-5)
     # The audio matters: different clips get different scores.
     assert not torch.equal(batched.scores[0], batched.scores[2])
 

@@ -14,14 +14,26 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from ..processor import Conversation, Turn
-from ..talker.layout import text_positions
+from ..talker.layout import strip_padding, text_positions
 from ..token2wav import SAMPLE_RATE
 from .rubric import Rubric, load_rubric
 
 if TYPE_CHECKING:
     from ..model import SASLM
+
+
+def _left_pad(rows: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad 1-D token rows → (B, L) ids and mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long, device=rows[0].device)
+    mask = torch.zeros(len(rows), width, dtype=torch.long, device=rows[0].device)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = r
+        mask[i, width - len(r):] = 1
+    return ids, mask
 
 
 def expected_scores(logits: torch.Tensor, answer_ids: list[int], values: list[float]) -> torch.Tensor:
@@ -79,6 +91,49 @@ class RubricCritic:
         return thinker.lm_head(hidden).float()
 
     @torch.no_grad()
+    def _answer_logits_shared(self, conversations: list[Conversation], groups: int) -> torch.Tensor:
+        """Like `_answer_logits` for `groups` runs of D consecutive rows that share a token prefix (one
+        clip, D dimensions): the prefix, with all its audio, runs once per clip with a KV cache and the
+        D short suffixes reuse it. Falls back to full rows when a suffix would contain audio."""
+        D = len(conversations) // groups
+        batch = self.model.encode_prompts(conversations)
+        real = strip_padding(batch["input_ids"], batch["attention_mask"])
+        audio_id = self.model.processor.audio_token_id
+        prefixes, suffixes = [], []
+        for g in range(groups):
+            members = real[g * D:(g + 1) * D]
+            first = members[0]
+            c = min(len(m) for m in members) - 1
+            for m in members[1:]:
+                differs = (m[:c] != first[:c]).nonzero()
+                c = min(c, int(differs[0]) if len(differs) else c)
+            if any((m[c:] == audio_id).any() for m in members):
+                return self._answer_logits(conversations)
+            prefixes.append(first[:c])
+            suffixes += [m[c:] for m in members]
+        thinker = self.model.model.thinker
+        prefix_ids, prefix_mask = _left_pad(prefixes, self.model.processor.tokenizer.pad_token_id)
+        kwargs = {}
+        if "input_features" in batch:  # every row has the same number of audios; keep the first row's per group
+            per_row = batch["input_features"].shape[0] // len(conversations)
+            keep = torch.tensor([g * D * per_row + a for g in range(groups) for a in range(per_row)])
+            kwargs = {"input_features": batch["input_features"][keep],
+                      "feature_attention_mask": batch["feature_attention_mask"][keep]}
+        out = thinker.model(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=text_positions(prefix_mask),
+                            use_cache=True, **kwargs)
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(D)
+        suffix_ids = pad_sequence(suffixes, batch_first=True, padding_value=self.model.processor.tokenizer.pad_token_id)
+        suffix_mask = pad_sequence([torch.ones_like(x) for x in suffixes], batch_first=True)
+        mask = torch.cat([prefix_mask.repeat_interleave(D, 0), suffix_mask], dim=1)
+        start = prefix_mask.sum(-1).repeat_interleave(D)[:, None]
+        positions = (start + torch.arange(suffix_ids.shape[1], device=start.device)[None]).unsqueeze(0).expand(3, -1, -1)
+        hidden = thinker.model(input_ids=suffix_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                               use_cache=True).last_hidden_state
+        last = hidden[torch.arange(len(suffixes)), suffix_mask.sum(-1) - 1]
+        return thinker.lm_head(last).float()
+
+    @torch.no_grad()
     def score(
         self,
         context: Conversation,
@@ -87,6 +142,7 @@ class RubricCritic:
         sample_rate: int = SAMPLE_RATE,
         instance_rubric: str | None = None,
         batch_size: int = 16,
+        share_prefix: bool = True,
     ) -> CriticScores:
         """Scores of K reply waveforms (any rate, given by `sample_rate`) for one dialogue context."""
         rubric = self.rubric
@@ -98,6 +154,12 @@ class RubricCritic:
                 reply_text=reply_text, instance_rubric=instance, dimension=d.name, description=d.description), wav))
             for wav in audio for d in rubric.dimensions
         ]
-        logits = torch.cat([self._answer_logits(rows[i: i + batch_size]) for i in range(0, len(rows), batch_size)])
+        D = len(rubric.dimensions)
+        if share_prefix and D > 1:  # one prefix pass per clip, D suffixes on its KV cache
+            clips_per_chunk = max(1, batch_size // D)
+            chunks = [rows[i: i + clips_per_chunk * D] for i in range(0, len(rows), clips_per_chunk * D)]
+            logits = torch.cat([self._answer_logits_shared(c, len(c) // D) for c in chunks])
+        else:
+            logits = torch.cat([self._answer_logits(rows[i: i + batch_size]) for i in range(0, len(rows), batch_size)])
         scores = expected_scores(logits, self.answer_ids, self.values).view(len(audio), len(rubric.dimensions)).cpu()
         return CriticScores([d.name for d in rubric.dimensions], scores, scores @ self.weights, instance)
