@@ -8,6 +8,7 @@ Thinker takes: input_ids, attention_mask, input_features, feature_attention_mask
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,12 +79,22 @@ class OmniProcessor:
         audio = "" if n_audio_tokens is None else self.audio_bos + self.audio_token * n_audio_tokens + self.audio_eos
         return f"<|im_start|>{turn.role}\n{audio}{turn.text}<|im_end|>\n"
 
-    def __call__(self, conversations: list[Conversation], add_generation_prompt: bool = True) -> BatchFeature:
-        """Left-padded batch of prompts (the Thinker generates after `<|im_start|>assistant\\n`)."""
+    def feature_frames(self, num_samples: int) -> int:
+        """Whisper feature frames of a clip (what the feature extractor's attention mask counts)."""
+        return math.ceil(min(num_samples, self.feature_extractor.n_samples) / self.feature_extractor.hop_length)
+
+    def __call__(self, conversations: list[Conversation], add_generation_prompt: bool = True,
+                 with_features: bool = True) -> BatchFeature:
+        """Left-padded batch of prompts (the Thinker generates after `<|im_start|>assistant\\n`).
+
+        with_features=False returns the token ids only (same placeholders), skipping feature extraction.
+        """
         audios = [t.audio for c in conversations for t in c.turns if t.audio is not None]
         features: dict[str, torch.Tensor] = {}
         counts: list[int] = []
-        if audios:
+        if audios and not with_features:
+            counts = audio_token_count(torch.tensor([self.feature_frames(len(a)) for a in audios])).tolist()
+        elif audios:
             # The same array object (a context clip shared by many rows) is featurised once.
             slot: dict[int, int] = {}
             unique = []

@@ -96,8 +96,8 @@ class RubricCritic:
         clip, D dimensions): the prefix, with all its audio, runs once per clip with a KV cache and the
         D short suffixes reuse it. Falls back to full rows when a suffix would contain audio."""
         D = len(conversations) // groups
-        batch = self.model.encode_prompts(conversations)
-        real = strip_padding(batch["input_ids"], batch["attention_mask"])
+        tokens = self.model.processor(conversations, with_features=False)  # ids only: cheap
+        real = strip_padding(tokens["input_ids"], tokens["attention_mask"])
         audio_id = self.model.processor.audio_token_id
         prefixes, suffixes = [], []
         for g in range(groups):
@@ -112,17 +112,17 @@ class RubricCritic:
             prefixes.append(first[:c])
             suffixes += [m[c:] for m in members]
         thinker = self.model.model.thinker
-        prefix_ids, prefix_mask = _left_pad(prefixes, self.model.processor.tokenizer.pad_token_id)
+        device = self.model.device
+        prefix_ids, prefix_mask = _left_pad([p.to(device) for p in prefixes], self.model.processor.tokenizer.pad_token_id)
         kwargs = {}
-        if "input_features" in batch:  # every row has the same number of audios; keep the first row's per group
-            per_row = batch["input_features"].shape[0] // len(conversations)
-            keep = torch.tensor([g * D * per_row + a for g in range(groups) for a in range(per_row)])
-            kwargs = {"input_features": batch["input_features"][keep],
-                      "feature_attention_mask": batch["feature_attention_mask"][keep]}
+        firsts = self.model.encode_prompts([conversations[g * D] for g in range(groups)])  # features: one row per clip
+        if "input_features" in firsts:
+            kwargs = {"input_features": firsts["input_features"], "feature_attention_mask": firsts["feature_attention_mask"]}
         out = thinker.model(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=text_positions(prefix_mask),
                             use_cache=True, **kwargs)
         cache = out.past_key_values
         cache.batch_repeat_interleave(D)
+        suffixes = [x.to(device) for x in suffixes]
         suffix_ids = pad_sequence(suffixes, batch_first=True, padding_value=self.model.processor.tokenizer.pad_token_id)
         suffix_mask = pad_sequence([torch.ones_like(x) for x in suffixes], batch_first=True)
         mask = torch.cat([prefix_mask.repeat_interleave(D, 0), suffix_mask], dim=1)
