@@ -132,3 +132,33 @@ def test_stage3_end_to_end_with_self_critic_and_resume(tmp_path):
     model = SASLM.from_pretrained(out / "model", device="cpu")
     assert model.bridge.cfg.mode == "vib_adaln"
     assert np.isfinite(model.generate(text="Hi", max_new_codes=4, seed=0).waveform).all()
+
+
+@pytest.mark.slow
+def test_stage3_sigkill_and_restart_reproduces_the_run(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    common = ["--config", "configs/stage3_tiny.yaml", "train.max_steps=4", "train.save_steps=1", "max_codes=10",
+              "num_rollouts=2", "audio_every=0"]
+    straight = tmp_path / "straight"
+    assert stage3.main([*common[:2], f"output_dir={straight}", *common[2:]]) == 0
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "stages/stage3.py", *common[:2], f"output_dir={killed}", *common[2:]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file():
+        assert proc.poll() is None and time.time() < deadline, "run ended before checkpoint 2"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    log = lambda out: json.loads((out / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())["log_history"]  # noqa: E731
+    a, b = log(straight), log(killed)
+    assert [e.get("step") for e in a] == [e.get("step") for e in b]
+    for ea, eb in zip(a, b):
+        for key in ("uapo_loss", "utility_policy", "utility_anchor", "kl_ref"):
+            if key in ea:
+                assert ea[key] == pytest.approx(eb[key], rel=1e-5, abs=1e-7), (ea.get("step"), key)
