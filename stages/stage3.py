@@ -57,7 +57,8 @@ def run(cfg: UAPOConfig) -> dict:
     saslm = SASLM.from_pretrained(cfg.model, dtype=DTYPES[cfg.dtype], seed=cfg.seed, bridge=bridge)
     reference = frozen_reference(saslm)
     judge = SASLM.from_pretrained(cfg.critic_model, dtype=DTYPES[cfg.dtype]) if cfg.critic_model else reference
-    utility = CriticUtility(RubricCritic(judge, cfg.rubric), cfg.wer_threshold, load_asr(cfg.asr, judge))
+    utility = CriticUtility(RubricCritic(judge, cfg.rubric), cfg.wer_threshold, load_asr(cfg.asr, judge),
+                            f0_variance_weight=cfg.f0_variance_weight)
     prompts = load_manifest(cfg.prompts_manifest)
     groups = configure_trainable(saslm.model)
     args = training_arguments(cfg.train, out / "checkpoints", cfg.seed)

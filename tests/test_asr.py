@@ -36,3 +36,14 @@ def test_unknown_backend_is_a_clear_error():
         load_asr("kaldi")
     with pytest.raises(SASLMError, match="needs the SA-SLM model"):
         load_asr("model")
+
+
+def test_f0_variance_orders_the_presets_as_synthesised():
+    from sa_slm.prosody import f0_variance_reward, f0_variance_semitones
+
+    happy, sr = sf.read(CORPUS_DIR / "wavs" / "r00_happy.wav", dtype="float32")
+    sad, _ = sf.read(CORPUS_DIR / "wavs" / "r00_sad.wav", dtype="float32")
+    # happy: +80 % pitch range, sad: -60 % (SSML prosody), so the F0 spread must come out larger.
+    assert f0_variance_semitones(happy, sr) > 2 * f0_variance_semitones(sad, sr)
+    assert 0 <= f0_variance_reward(sad, sr) < f0_variance_reward(happy, sr) < 1
+    assert f0_variance_semitones(0 * happy, sr) == 0.0  # silence: no voiced frames

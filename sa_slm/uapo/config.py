@@ -20,6 +20,7 @@ class UAPOConfig:
     beta: float = 0.1  # UAPO inverse temperature on the implicit reward
     margin_weighting: bool = False  # weight pairs by |u - u_anchor|
     wer_threshold: float | None = 0.2  # utility 0 above this WER; null disables the gate
+    f0_variance_weight: float = 0.0  # mix the objective F0-variance reward into the utility (0..1)
     asr: str = "model"  # WER-gate recogniser: model | pocketsphinx | whisper:<path or id> | funasr:<model>
     rubric: str = "expressive"
     critic_model: str | None = None  # None: the policy judges itself; else another checkpoint (frozen)

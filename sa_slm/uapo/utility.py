@@ -13,6 +13,7 @@ import torch
 from ..critic import RubricCritic
 from ..model import SASLM
 from ..processor import Conversation, Turn
+from ..prosody import f0_variance_reward
 from ..token2wav import SAMPLE_RATE, decode_codes_batch
 from .rollouts import RolloutBatch
 
@@ -64,9 +65,11 @@ class CriticUtility:
     """
 
     def __init__(self, critic: RubricCritic, wer_threshold: float | None = 0.2,
-                 transcribe: Callable[[list[np.ndarray], int], list[str]] | None = None) -> None:
+                 transcribe: Callable[[list[np.ndarray], int], list[str]] | None = None,
+                 f0_variance_weight: float = 0.0) -> None:
         self.critic, self.wer_threshold = critic, wer_threshold
         self.transcribe = transcribe or ModelASR(critic.model)
+        self.f0_weight = f0_variance_weight  # mixes an objective, hard-to-hack reward into the utility
 
     def _score(self, context, reply_text, wavs, instance) -> tuple[list[float | None], dict[str, list[float]], list[str]]:
         reasons: list[str] = []
@@ -111,8 +114,13 @@ class CriticUtility:
             instance = self.critic.instance_rubric(batch.conversations[b], batch.reply_texts[b])
             utilities, dims, reasons = self._score(batch.conversations[b], batch.reply_texts[b], wavs, instance)
             failures += [f"prompt {b}: {r}" for r in reasons]
+            if self.f0_weight > 0:
+                f0 = [f0_variance_reward(w, SAMPLE_RATE) for w in wavs]
+                dims.setdefault("f0_variance_reward", []).extend(f0)
+                utilities = [None if u is None else (1 - self.f0_weight) * u + self.f0_weight * r
+                             for u, r in zip(utilities, f0)]
             for name, values in dims.items():
-                dim_values[name] += values
+                dim_values.setdefault(name, []).extend(values)
             if self.wer_threshold is not None:
                 try:
                     texts = self.transcribe(wavs, SAMPLE_RATE)
@@ -132,7 +140,8 @@ class CriticUtility:
                 anchor[b], anchor_valid[b] = utilities[K], True
         for f in failures:
             log.warning("dropped: %s", f)
-        stats = {f"critic_{name}": float(np.mean(v)) for name, v in dim_values.items() if v}
+        stats = {(name if name.endswith("_reward") else f"critic_{name}"): float(np.mean(v))
+                 for name, v in dim_values.items() if v}
         if wers:
             stats["wer"] = float(np.mean(wers))
         return Utilities(policy, anchor, valid, anchor_valid, stats, failures)
