@@ -28,10 +28,9 @@ from sa_slm.audio import load_audio
 from sa_slm.data import load_manifest
 from sa_slm.talker.sampling import SamplingConfig
 from sa_slm.training.config import dump_config
-from sa_slm.training.recipe import recipe_main
+from sa_slm.training.recipe import TORCH_DTYPES, recipe_main
 from sa_slm.training.trainer_utils import last_complete_checkpoint, training_arguments
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def bootstrap_texts(cfg: Stage0Config) -> list[str]:
@@ -49,7 +48,7 @@ def run(cfg: Stage0Config) -> dict:
     dump_config(cfg, out / "config.yaml")
     # The frozen base model is built before the TrainingArguments: under ZeRO-3 these switch on
     # partitioned construction (deepspeed.zero.Init) for every model created afterwards.
-    saslm = SASLM.from_pretrained(cfg.model, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
+    saslm = SASLM.from_pretrained(cfg.model, dtype=TORCH_DTYPES[cfg.dtype], seed=cfg.seed)
     args = training_arguments(cfg.train, out / "checkpoints", cfg.seed, prediction_loss_only=True)
 
     b = cfg.bootstrap

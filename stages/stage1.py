@@ -14,38 +14,27 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 
 from sa_slm import SASLM
 from sa_slm.bridge import IntentBridgeConfig
-from sa_slm.data import TeacherForcingCollator, load_manifest
+from sa_slm.data import ExampleDataset, TeacherForcingCollator, load_manifest
 from sa_slm.errors import SASLMError
 from sa_slm.sft.config import SFTConfig
 from sa_slm.sft.lora import add_thinker_lora, merge_thinker_lora
 from sa_slm.sft.params import configure_trainable
 from sa_slm.sft.trainer import SFTTrainer
 from sa_slm.training.config import dump_config
-from sa_slm.training.recipe import recipe_main
+from sa_slm.training.recipe import TORCH_DTYPES, recipe_main
 from sa_slm.training.trainer_utils import last_complete_checkpoint, training_arguments
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-class ExampleDataset(torch.utils.data.Dataset):
-    def __init__(self, examples):
-        self.examples = examples
-
-    def __len__(self):
-        return len(self.examples)
-
-    def __getitem__(self, i):
-        return self.examples[i]
 
 
 def run(cfg: SFTConfig) -> dict:
     out = Path(cfg.output_dir)
     dump_config(cfg, out / "config.yaml")
-    saslm = SASLM.from_pretrained(cfg.model, dtype=DTYPES[cfg.dtype], seed=cfg.seed,
+    saslm = SASLM.from_pretrained(cfg.model, dtype=TORCH_DTYPES[cfg.dtype], seed=cfg.seed,
                                   bridge=IntentBridgeConfig(**asdict(cfg.bridge)))
     vocab = saslm.model.config.talker_config.vocab_size
     train = load_manifest(cfg.train_manifest, codebook_size=vocab)

@@ -15,35 +15,24 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 
 from sa_slm import SASLM
 from sa_slm.asr import load_asr
 from sa_slm.bridge import IntentBridgeConfig
 from sa_slm.critic import RubricCritic
-from sa_slm.data import load_manifest
+from sa_slm.data import ExampleDataset, load_manifest
 from sa_slm.errors import SASLMError
 from sa_slm.sft.params import configure_trainable
 from sa_slm.talker.sampling import SamplingConfig
 from sa_slm.training.config import dump_config
-from sa_slm.training.recipe import recipe_main
+from sa_slm.training.recipe import TORCH_DTYPES, recipe_main
 from sa_slm.training.trainer_utils import last_complete_checkpoint, training_arguments
 from sa_slm.uapo.config import UAPOConfig
 from sa_slm.uapo.trainer import UAPOTrainer, collate_prompts, frozen_reference
 from sa_slm.uapo.utility import CriticUtility
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-class ExampleDataset(torch.utils.data.Dataset):
-    def __init__(self, examples):
-        self.examples = examples
-
-    def __len__(self):
-        return len(self.examples)
-
-    def __getitem__(self, i):
-        return self.examples[i]
 
 
 def run(cfg: UAPOConfig) -> dict:
@@ -54,9 +43,9 @@ def run(cfg: UAPOConfig) -> dict:
                          "configs/deepspeed/zero2.json")
     dump_config(cfg, out / "config.yaml")
     bridge = IntentBridgeConfig(**asdict(cfg.bridge)) if cfg.bridge else None
-    saslm = SASLM.from_pretrained(cfg.model, dtype=DTYPES[cfg.dtype], seed=cfg.seed, bridge=bridge)
+    saslm = SASLM.from_pretrained(cfg.model, dtype=TORCH_DTYPES[cfg.dtype], seed=cfg.seed, bridge=bridge)
     reference = frozen_reference(saslm)
-    judge = SASLM.from_pretrained(cfg.critic_model, dtype=DTYPES[cfg.dtype]) if cfg.critic_model else reference
+    judge = SASLM.from_pretrained(cfg.critic_model, dtype=TORCH_DTYPES[cfg.dtype]) if cfg.critic_model else reference
     utility = CriticUtility(RubricCritic(judge, cfg.rubric), cfg.wer_threshold, load_asr(cfg.asr, judge),
                             f0_variance_weight=cfg.f0_variance_weight)
     prompts = load_manifest(cfg.prompts_manifest)

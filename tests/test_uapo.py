@@ -11,7 +11,7 @@ import torch
 
 from sa_slm import SASLM
 from sa_slm.critic import RubricCritic
-from sa_slm.data import load_manifest
+from sa_slm.data import ExampleDataset, load_manifest
 from sa_slm.data.collate import TeacherForcingCollator
 from sa_slm.paths import CORPUS_DIR
 from sa_slm.sft.params import configure_trainable
@@ -36,15 +36,6 @@ def low_code_utility(saslm, rb):
     return Utilities(policy, anchor, torch.ones(B, K, dtype=torch.bool), torch.ones(B, dtype=torch.bool))
 
 
-class _Prompts(torch.utils.data.Dataset):
-    def __init__(self, examples):
-        self.examples = examples
-
-    def __len__(self):
-        return len(self.examples)
-
-    def __getitem__(self, i):
-        return self.examples[i]
 
 
 @pytest.mark.slow
@@ -64,7 +55,7 @@ def test_uapo_raises_a_controlled_utility(tmp_path):
     groups = configure_trainable(saslm.model)
     args = training_arguments(TrainSection(learning_rate=1e-3, max_steps=30, per_device_train_batch_size=4,
                                            lr_scheduler_type="constant", save_steps=1000, report_to=[]), tmp_path, 0)
-    UAPOTrainer(model=saslm.model, args=args, train_dataset=_Prompts(examples), data_collator=collate_prompts,
+    UAPOTrainer(model=saslm.model, args=args, train_dataset=ExampleDataset(examples), data_collator=collate_prompts,
                 saslm=saslm, reference=frozen_reference(saslm), utility_fn=low_code_utility, sampling=sampling,
                 num_rollouts=4, beta=1.0, params=groups["speech"], lr=1e-3).train()
     saslm.model.eval()

@@ -1,4 +1,4 @@
 from .collate import TeacherForcingCollator
-from .manifest import Example, load_manifest
+from .manifest import Example, ExampleDataset, load_manifest
 
-__all__ = ["Example", "TeacherForcingCollator", "load_manifest"]
+__all__ = ["Example", "ExampleDataset", "TeacherForcingCollator", "load_manifest"]

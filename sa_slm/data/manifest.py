@@ -137,3 +137,16 @@ def example_to_json(ex: Example, base: Path) -> dict:
            "reply_text": ex.reply_text, "reply_audio": rel(ex.reply_audio), "reply_codes": ex.reply_codes,
            "speaker": ex.speaker, **ex.labels}
     return {k: v for k, v in obj.items() if v not in (None, [])}
+
+
+class ExampleDataset:
+    """A list of examples as a map-style dataset (what the stage trainers iterate over)."""
+
+    def __init__(self, examples: list[Example]) -> None:
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> Example:
+        return self.examples[i]

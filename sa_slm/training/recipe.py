@@ -6,10 +6,14 @@ import argparse
 import sys
 from typing import Any, Callable, TypeVar
 
+import torch
+
 from ..errors import SASLMError
 from .config import load_config
 
 T = TypeVar("T")
+#: `dtype:` values of the stage configs
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def report_errors(fn: Callable[[], Any]) -> int:
