@@ -9,7 +9,6 @@ Saves a loadable SA-SLM folder to <output_dir>/model; resumes from the last comp
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +23,7 @@ from sa_slm.sft.lora import add_thinker_lora, merge_thinker_lora
 from sa_slm.sft.params import configure_trainable
 from sa_slm.sft.trainer import SFTTrainer
 from sa_slm.training.config import dump_config
-from sa_slm.training.recipe import TORCH_DTYPES, recipe_main
+from sa_slm.training.recipe import TORCH_DTYPES, recipe_main, save_model_output
 from sa_slm.training.trainer_utils import last_complete_checkpoint, training_arguments
 
 
@@ -59,15 +58,10 @@ def run(cfg: SFTConfig) -> dict:
     result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
     if cfg.lora.enabled:
         merge_thinker_lora(trainer.accelerator.unwrap_model(trainer.model))
-    trainer.save_model(str(out / "model"))
     metrics = {"stage": cfg.stage, "steps": result.global_step, "train_loss": result.training_loss,
                "trainable_speech_params": sum(p.numel() for p in groups["speech"]),
                "trainable_llm_params": sum(p.numel() for p in groups["llm"])}
-    if trainer.is_world_process_zero():
-        saslm.save_assets(out / "model")
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        print(json.dumps(metrics, indent=2))
-        print(f"stage-{cfg.stage} model saved to {out / 'model'}")
+    save_model_output(trainer, saslm, out / "model", metrics, f"stage-{cfg.stage}")
     return metrics
 
 

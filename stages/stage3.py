@@ -10,7 +10,6 @@ rollouts that beat the anchor, against a frozen reference. Resumes from the last
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -25,7 +24,7 @@ from sa_slm.errors import SASLMError
 from sa_slm.sft.params import configure_trainable
 from sa_slm.talker.sampling import SamplingConfig
 from sa_slm.training.config import dump_config
-from sa_slm.training.recipe import TORCH_DTYPES, recipe_main
+from sa_slm.training.recipe import TORCH_DTYPES, recipe_main, save_model_output
 from sa_slm.training.trainer_utils import last_complete_checkpoint, training_arguments
 from sa_slm.uapo.config import UAPOConfig
 from sa_slm.uapo.trainer import UAPOTrainer, collate_prompts, frozen_reference
@@ -59,13 +58,8 @@ def run(cfg: UAPOConfig) -> dict:
         audio_every=cfg.audio_every, audio_clips=cfg.audio_clips,
     )
     result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
-    trainer.save_model(str(out / "model"))
     metrics = {"steps": result.global_step, "train_loss": result.training_loss}
-    if trainer.is_world_process_zero():
-        saslm.save_assets(out / "model")
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        print(json.dumps(metrics, indent=2))
-        print(f"stage-3 model saved to {out / 'model'}")
+    save_model_output(trainer, saslm, out / "model", metrics, "stage-3")
     return metrics
 
 

@@ -2,10 +2,8 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from sa_slm.talker.forward import teacher_forced_batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
 import stage1  # noqa: E402
+from interrupt import kill_after_checkpoint  # noqa: E402
 
 MANIFEST = CORPUS_DIR / "manifest_codes.jsonl"
 
@@ -99,13 +98,7 @@ def test_stage1_then_stage2_and_kill_resume(tmp_path):
     # Kill a second, identical run with SIGKILL once checkpoint 8 is complete; restart; compare.
     s1k = tmp_path / "stage1_killed"
     cmd = [sys.executable, "stages/stage1.py", "--config", "configs/stage1_tiny.yaml", f"output_dir={s1k}", *STAGE1_ARGS]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while not (s1k / "checkpoints" / "checkpoint-8" / "trainer_state.json").is_file():
-        assert proc.poll() is None and time.time() < deadline, "run ended before checkpoint 8"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint(cmd, s1k, 8)
     assert not (s1k / "metrics.json").exists()
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     assert json.loads((s1k / "metrics.json").read_text())["steps"] == 16

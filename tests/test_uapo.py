@@ -127,10 +127,9 @@ def test_stage3_end_to_end_with_self_critic_and_resume(tmp_path):
 
 @pytest.mark.slow
 def test_stage3_sigkill_and_restart_reproduces_the_run(tmp_path):
-    import os
-    import signal
     import subprocess
-    import time
+
+    from interrupt import kill_after_checkpoint
 
     common = ["--config", "configs/stage3_tiny.yaml", "train.max_steps=4", "train.save_steps=1", "max_codes=10",
               "num_rollouts=2", "audio_every=0"]
@@ -138,13 +137,7 @@ def test_stage3_sigkill_and_restart_reproduces_the_run(tmp_path):
     assert stage3.main([*common[:2], f"output_dir={straight}", *common[2:]]) == 0
     killed = tmp_path / "killed"
     cmd = [sys.executable, "stages/stage3.py", *common[:2], f"output_dir={killed}", *common[2:]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while not (killed / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file():
-        assert proc.poll() is None and time.time() < deadline, "run ended before checkpoint 2"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint(cmd, killed, 2)
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     log = lambda out: json.loads((out / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())["log_history"]  # noqa: E731
     a, b = log(straight), log(killed)

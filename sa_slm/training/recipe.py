@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import torch
@@ -32,3 +34,14 @@ def recipe_main(schema: type[T], run: Callable[[T], Any], doc: str | None, argv:
     ap.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=10")
     args = ap.parse_args(argv)
     return report_errors(lambda: run(load_config(schema, args.config, args.overrides)))
+
+
+def save_model_output(trainer, saslm, folder: Path, metrics: dict, label: str) -> None:
+    """Write a loadable SA-SLM folder (weights gathered by the trainer, then tokenizer/speakers/config)
+    and `metrics.json` beside it; print both. Every process calls it; only the main one writes assets."""
+    trainer.save_model(str(folder))
+    if trainer.is_world_process_zero():
+        saslm.save_assets(folder)
+        (folder.parent / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        print(json.dumps(metrics, indent=2))
+        print(f"{label} model saved to {folder}")
