@@ -38,10 +38,11 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/sa-slm demo --out outputs/demo
 
-## make bench: rollout throughput (batched vs transformers generate) and stage-1 step cost (vs plain Talker)
+## make bench: rollouts (batched vs transformers generate), stage-1 step (vs plain Talker), critic (vs free text)
 bench: $(STAMP)
 	$(PY) benchmarks/rollouts.py
 	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/critic.py
 
 ## make corpus: re-synthesise data/tiny_corpus (needs Debian espeak-ng; the result is committed)
 corpus: $(STAMP)
