@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
-import time
 
 import numpy as np
 import torch
@@ -24,6 +22,7 @@ from sa_slm import SASLM
 from sa_slm.critic import RubricCritic
 from sa_slm.demo import DEMO_QUESTION
 from sa_slm.processor import Turn
+from timing import median_seconds
 
 FREE_TEXT = ("Listen to the assistant's spoken reply. Rate {dims} each 0, 1 or 2 and answer exactly in the form "
              "'{form}'.")
@@ -64,16 +63,8 @@ def main() -> None:
             if not pattern.search(saslm.processor.decode(ids[0])):
                 failures["count"] += 1
 
-    def timed(fn):
-        fn()
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
-
-    t_logit, t_text = timed(logit_critic), timed(free_text)
+    t_logit = median_seconds(logit_critic, args.repeats, saslm.device)
+    t_text = median_seconds(free_text, args.repeats, saslm.device)
     print(f"model={args.model} device={saslm.device} K={args.k} dimensions={len(dims)}")
     print(f"{'path':<40}{'seconds':>10}{'clips/s':>10}")
     print(f"{'batched logit critic':<40}{t_logit:>10.3f}{args.k / t_logit:>10.2f}")

@@ -12,25 +12,13 @@ per prompt. Times are measured side by side in one run (median of --repeats).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
 
 from sa_slm.model import SASLM
 from sa_slm.talker.sampling import SamplingConfig
-
-
-def timed(fn, repeats: int, sync) -> float:
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_seconds
 
 
 def main() -> None:
@@ -48,7 +36,6 @@ def main() -> None:
     torch.manual_seed(0)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     saslm = SASLM.from_pretrained(args.model, device=args.device, dtype=dtype)
-    sync = torch.cuda.synchronize if saslm.device.type == "cuda" else (lambda: None)
     sr = 16_000
     rng = np.random.default_rng(0)
     convs = [
@@ -75,9 +62,8 @@ def main() -> None:
                 saslm.model.generate(**single, speaker="Chelsie", thinker_max_new_tokens=args.reply_tokens,
                                      talker_max_new_tokens=args.codes, talker_do_sample=True)
 
-    ours()  # warm-up (allocator, kernels)
-    t_ours = timed(ours, args.repeats, sync)
-    t_hf = timed(transformers_loop, args.repeats, sync)
+    t_ours = median_seconds(ours, args.repeats, saslm.device)  # warm-up call first (allocator, kernels)
+    t_hf = median_seconds(transformers_loop, args.repeats, saslm.device, warmup=False)
     n = args.prompts * args.k
     print(f"model={args.model} device={saslm.device} dtype={args.dtype} prompts={args.prompts} K={args.k} "
           f"codes/rollout={args.codes}")

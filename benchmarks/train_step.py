@@ -13,8 +13,6 @@ Both are timed side by side in one run (median of --repeats).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -26,6 +24,7 @@ from sa_slm.paths import CORPUS_DIR
 from sa_slm.sft.params import configure_trainable
 from sa_slm.talker.forward import batch_thinker_states, bridged_prefix
 from sa_slm.talker.layout import stream_at, text_positions
+from timing import median_seconds
 
 
 def main() -> None:
@@ -45,7 +44,6 @@ def main() -> None:
     configure_trainable(model)
     examples = load_manifest(CORPUS_DIR / "manifest_codes.jsonl")[: args.batch]
     batch = {k: v.to(saslm.device) for k, v in TeacherForcingCollator(saslm)(examples).items()}
-    sync = torch.cuda.synchronize if saslm.device.type == "cuda" else (lambda: None)
 
     # The baseline's input: the exact Talker rows of this batch, computed once, detached.
     talker = model.talker
@@ -77,18 +75,8 @@ def main() -> None:
         model(**batch, kl_weight=0.25)["loss"].backward()
         model.zero_grad(set_to_none=True)
 
-    def timed(fn) -> float:
-        fn()  # warm-up
-        times = []
-        for _ in range(args.repeats):
-            sync()
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
-
-    t_plain, t_stage1 = timed(plain_talker_step), timed(stage1_step)
+    t_plain = median_seconds(plain_talker_step, args.repeats, saslm.device)
+    t_stage1 = median_seconds(stage1_step, args.repeats, saslm.device)
     n_codes = int(valid.sum())
     print(f"model={args.model} device={saslm.device} dtype={args.dtype} batch={args.batch} codes={n_codes} "
           f"talker rows={inputs.shape[1]} positions")

@@ -23,6 +23,8 @@ DEFAULT_SYSTEM_PROMPT = (
     "auditory and visual inputs, as well as generating text and speech."
 )
 PROCESSOR_FILE = "sa_slm_processor.json"
+#: The user turn for text-to-speech use: the model reads a given reply without dialogue context.
+READ_ALOUD = "Read the following text aloud."
 
 
 @dataclass

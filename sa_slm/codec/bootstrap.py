@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio import write_wav
+from ..processor import READ_ALOUD
 from ..talker.sampling import SamplingConfig
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "pairs.jsonl"
-READ_ALOUD = "Read the following text aloud."
 
 #: Varied sentences used when no text file is given (questions, exclamations, lists, numbers).
 DEFAULT_TEXTS = [

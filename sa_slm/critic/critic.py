@@ -18,22 +18,12 @@ from torch.nn.utils.rnn import pad_sequence
 
 from ..processor import Conversation, Turn
 from ..talker.layout import strip_padding, text_positions
+from ..talker.rollout import left_pad
 from ..token2wav import SAMPLE_RATE
 from .rubric import Rubric, load_rubric
 
 if TYPE_CHECKING:
     from ..model import SASLM
-
-
-def _left_pad(rows: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad 1-D token rows → (B, L) ids and mask."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long, device=rows[0].device)
-    mask = torch.zeros(len(rows), width, dtype=torch.long, device=rows[0].device)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r):] = r
-        mask[i, width - len(r):] = 1
-    return ids, mask
 
 
 def expected_scores(logits: torch.Tensor, answer_ids: list[int], values: list[float]) -> torch.Tensor:
@@ -113,7 +103,7 @@ class RubricCritic:
             suffixes += [m[c:] for m in members]
         thinker = self.model.model.thinker
         device = self.model.device
-        prefix_ids, prefix_mask = _left_pad([p.to(device) for p in prefixes], self.model.processor.tokenizer.pad_token_id)
+        prefix_ids, prefix_mask = left_pad([p.to(device) for p in prefixes], self.model.processor.tokenizer.pad_token_id)
         kwargs = {}
         firsts = self.model.encode_prompts([conversations[g * D] for g in range(groups)])  # features: one row per clip
         if "input_features" in firsts:

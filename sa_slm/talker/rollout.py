@@ -28,10 +28,10 @@ class CodeRollouts:
         return self.codes[r, : int(self.lengths[r])]
 
 
-def left_pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack (len_i, D) rows left-padded → (B, P, D) and mask (B, P)."""
+def left_pad(rows: list[torch.Tensor], pad_value: float = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack (len_i, ...) rows left-padded → (B, P, ...) and mask (B, P)."""
     width = max(len(r) for r in rows)
-    out = rows[0].new_zeros(len(rows), width, rows[0].shape[-1])
+    out = rows[0].new_full((len(rows), width, *rows[0].shape[1:]), pad_value)
     mask = torch.zeros(len(rows), width, dtype=torch.long, device=rows[0].device)
     for i, r in enumerate(rows):
         out[i, width - len(r):] = r

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 import torch
 
 from ..model import SASLM
-from ..processor import Conversation, Turn
+from ..processor import READ_ALOUD, Conversation, Turn
 from ..talker.layout import talker_prefix
 from ..talker.forward import batch_thinker_states
 from ..talker.rollout import CodeRollouts, sample_codes
 from ..talker.sampling import SamplingConfig
 
-READ_ALOUD = "Read the following text aloud."
 
 
 @dataclass

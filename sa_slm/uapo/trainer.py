@@ -54,16 +54,15 @@ class UAPOTrainer(LoggedTermsTrainer):
             self.optimizer = grouped_optimizer(self.args, model, [(self.params, self.lr or self.args.learning_rate)])
         return super().create_optimizer(model)
 
-    def _sequence_logps(self, saslm: SASLM, rb: RolloutBatch) -> torch.Tensor:
-        """(B*K + B,) summed policy log-probs of every rollout, then every anchor, given its context."""
-        K = rb.num_samples
+    def _sequence_logps(self, saslm: SASLM, rb: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B*K + B,) summed policy log-probs of every rollout, then every anchor, given its context,
+        and (B*K + B,) the number of codes each sum covers."""
         rows = rb.policy.prompt_index.tolist() + list(range(len(rb.conversations)))
         codes = pad_sequence([*rb.policy.codes.unbind(0), *rb.anchor.codes.unbind(0)], batch_first=True,
                              padding_value=saslm.model.talker.codec_pad_token)
         lengths = torch.cat([rb.policy.num_steps, rb.anchor.num_steps])
         tf = saslm.teacher_forced([rb.conversations[i] for i in rows], [rb.reply_ids[i] for i in rows], codes, lengths,
                                   self.sampling)
-        assert codes.shape[0] == len(rb.conversations) * (K + 1)
         return tf.logprobs.sum(-1), tf.mask.sum(-1)
 
     def _save_listening_samples(self, rb: RolloutBatch, util) -> None:
