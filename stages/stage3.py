@@ -20,7 +20,6 @@ from sa_slm.asr import load_asr
 from sa_slm.bridge import IntentBridgeConfig
 from sa_slm.critic import RubricCritic
 from sa_slm.data import ExampleDataset, load_manifest
-from sa_slm.errors import SASLMError
 from sa_slm.sft.params import configure_trainable
 from sa_slm.talker.sampling import SamplingConfig
 from sa_slm.training.config import dump_config
@@ -31,15 +30,8 @@ from sa_slm.uapo.trainer import UAPOTrainer, collate_prompts, frozen_reference
 from sa_slm.uapo.utility import CriticUtility
 
 
-
-
-
 def run(cfg: UAPOConfig) -> dict:
     out = Path(cfg.output_dir)
-    if cfg.train.deepspeed and "zero3" in Path(cfg.train.deepspeed).name:
-        raise SASLMError("stage 3 does not run under ZeRO-3: rollouts and critic generation stop at different "
-                         "steps on different ranks, which partitioned weights cannot follow; use "
-                         "configs/deepspeed/zero2.json")
     dump_config(cfg, out / "config.yaml")
     bridge = IntentBridgeConfig(**asdict(cfg.bridge)) if cfg.bridge else None
     saslm = SASLM.from_pretrained(cfg.model, dtype=TORCH_DTYPES[cfg.dtype], seed=cfg.seed, bridge=bridge)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sa_slm import SASLM
+from sa_slm.bridge import IntentBridgeConfig
 from sa_slm.critic import RubricCritic
 from sa_slm.data import ExampleDataset, load_manifest
 from sa_slm.data.collate import TeacherForcingCollator
@@ -146,3 +147,65 @@ def test_stage3_sigkill_and_restart_reproduces_the_run(tmp_path):
         for key in ("uapo_loss", "utility_policy", "utility_anchor", "kl_ref"):
             if key in ea:
                 assert ea[key] == pytest.approx(eb[key], rel=1e-5, abs=1e-7), (ea.get("step"), key)
+
+
+def test_teacher_forced_pass_on_recorded_states_matches_sampling_and_a_fresh_thinker_pass():
+    """The UAPO update scores rollouts and anchors on the Thinker states recorded while sampling (the
+    Thinker is frozen); that must equal the sampler's own log-probs and a pass that reruns the Thinker."""
+    bridge = IntentBridgeConfig(mode="vib_adaln", latent_dim=8, vib_hidden=32, acoustic_context="audio_tower")
+    saslm = SASLM.from_pretrained("tiny", device="cpu", bridge=bridge)
+    torch.manual_seed(0)
+    for p in saslm.model.intent_bridge.parameters():  # non-zero bridge, acoustic context included
+        p.data.normal_(0, 0.05)
+    convs = [saslm.conversation(audio=CORPUS_DIR / "wavs/q00.wav"), saslm.conversation(text="Hi, how are you?")]
+    sampling = SamplingConfig(max_new_tokens=10)
+    rb = collect(saslm, convs, ["It was quiet.", "Fine, thank you very much."], 3, sampling, seed=1)
+    trainer = UAPOTrainer.__new__(UAPOTrainer)  # only `sampling` is needed by the scoring pass
+    trainer.sampling = sampling
+    logp, n_codes = trainer._sequence_logps(saslm.model, rb)
+    R = len(rb.policy.prompt_index)
+    torch.testing.assert_close(logp[:R], rb.policy.logprobs.sum(-1), atol=1e-4, rtol=0)
+    assert n_codes.tolist() == torch.cat([rb.policy.num_steps, rb.anchor.num_steps]).tolist()
+    # Rollouts and anchors given their dialogue context, with the Thinker run again.
+    rows = rb.policy.prompt_index.tolist() + [0, 1]
+    codes = torch.nn.utils.rnn.pad_sequence([*rb.policy.codes, *rb.anchor.codes], batch_first=True,
+                                            padding_value=saslm.model.talker.codec_pad_token)
+    fresh = saslm.teacher_forced([convs[i] for i in rows], [rb.reply_ids[i] for i in rows], codes,
+                                 torch.cat([rb.policy.num_steps, rb.anchor.num_steps]), sampling)
+    torch.testing.assert_close(logp, fresh.logprobs.sum(-1), atol=1e-4, rtol=0)
+    # The anchor was sampled without context: under the context its log-probs differ from the recorded ones.
+    assert (logp[R:] - rb.anchor.logprobs.sum(-1)).abs().max() > 0.1
+    rb.policy.codes = rb.policy.codes.roll(1, dims=1)  # control: other codes, other log-probs
+    assert (trainer._sequence_logps(saslm.model, rb)[0][:R] - logp[:R]).abs().max() > 0.1
+
+
+@pytest.mark.slow
+def test_stage3_under_deepspeed_zero3_two_processes_and_resume(tmp_path):
+    """Two ranks, one with a spoken context and one text-only: rollouts, critic and decoding stop at
+    different steps per rank, and only one rank runs the audio tower."""
+    import os
+    import subprocess
+
+    lines = [json.loads(line) for line in (CORPUS_DIR / "manifest.jsonl").read_text().splitlines()[:2]]
+    lines[0]["user_audio"] = str(CORPUS_DIR / lines[0]["user_audio"])
+    del lines[1]["user_audio"]
+    for line in lines:
+        del line["reply_audio"]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "s3z3"
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "stages/stage3.py", "--config",
+           "configs/stage3_tiny.yaml", f"output_dir={out}", f"prompts_manifest={prompts}", "train.save_steps=1",
+           "train.per_device_train_batch_size=1", "max_codes=10", "num_rollouts=2", "audio_every=1",
+           "train.deepspeed=configs/deepspeed/zero3.json"]
+    for steps in (1, 2):  # the second run resumes from checkpoint 1
+        proc = subprocess.run([*cmd, f"train.max_steps={steps}"], env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "checkpoints" / "checkpoint-2" / "global_step2").is_dir()
+    log = json.loads((out / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
+    assert [e["step"] for e in log if "uapo_loss" in e] == [1, 2]  # step 1 from the first run, step 2 resumed
+    assert sorted(p.name for p in (out / "checkpoints" / "rollout_audio").iterdir()) == ["step0000000", "step0000001"]
+    model = SASLM.from_pretrained(out / "model", device="cpu")  # gathered 16-bit weights reload
+    assert model.bridge.cfg.mode == "vib_adaln"
+    assert np.isfinite(model.generate(text="Hi", max_new_codes=4, seed=0).waveform).all()

@@ -36,7 +36,7 @@ class ThinkerStates:
     prompt_lengths: torch.Tensor  # (B,) L_b
     reply_lengths: torch.Tensor  # (B,) n_b
     audio_states: torch.Tensor | None = None  # (B, S, D) audio-tower outputs at user-audio positions, else 0
-    audio_mask: torch.Tensor | None = None  # (B, S) True at user-audio placeholders
+    audio_mask: torch.Tensor | None = None  # (B, S) True at user-audio placeholders (may be all False)
 
     def prompt_part(self, b: int, extra: torch.Tensor | None = None) -> torch.Tensor:
         """(L_b, D) H + E over the prompt of row b (+ `extra[b]`, e.g. acoustic context)."""
@@ -86,13 +86,15 @@ def thinker_states(
     attention_mask = pad_sequence([torch.ones_like(r) for r in rows], batch_first=True, padding_value=0)
     token_embeds = thinker.get_input_embeddings()(input_ids)
     audio_mask = input_ids == cfg.audio_token_index
-    inputs_embeds, audio_states = token_embeds, None
+    inputs_embeds = token_embeds
     if input_features is not None:  # the audio tower's states go where the <|AUDIO|> placeholders are
         tower = thinker.model.get_audio_features(
             input_features.to(device, thinker.dtype), feature_attention_mask.to(device), return_dict=True
         ).last_hidden_state.to(token_embeds.dtype)
         inputs_embeds = token_embeds.masked_scatter(audio_mask[..., None].expand_as(token_embeds), tower)
-        audio_states = inputs_embeds * audio_mask[..., None].to(token_embeds.dtype)
+    # All zeros for text-only batches, so the acoustic context runs on every batch (under ZeRO-3 every
+    # rank must call the same modules).
+    audio_states = inputs_embeds * audio_mask[..., None].to(token_embeds.dtype)
     out = thinker.model(
         inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=text_positions(attention_mask),
         use_cache=False,

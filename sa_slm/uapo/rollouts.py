@@ -13,8 +13,8 @@ import torch
 
 from ..model import SASLM
 from ..processor import READ_ALOUD, Conversation, Turn
-from ..talker.layout import talker_prefix
 from ..talker.forward import batch_thinker_states
+from ..talker.layout import TalkerPrefix, ThinkerStates, talker_prefix
 from ..talker.rollout import CodeRollouts, sample_codes
 from ..talker.sampling import SamplingConfig
 
@@ -28,17 +28,22 @@ class RolloutBatch:
     policy: CodeRollouts  # B*K rollouts, row r belongs to prompt r // K
     anchor: CodeRollouts  # B anchor rollouts
     num_samples: int
+    # The frozen Thinker's states of the B dialogue contexts + replies (no grad), reused by the
+    # teacher-forced passes of the policy and the reference: the Thinker runs only in the rollout phase.
+    states: ThinkerStates
+    speaker_bos: list[int]  # B Talker speaker ids
 
 
-def anchor_rollouts(saslm: SASLM, reply_ids: list[torch.Tensor], sampling: SamplingConfig, seed: int,
-                    speaker: str | None = None) -> CodeRollouts:
-    """Sample one context-free, intent-free reading of each reply (conditioning `text`)."""
-    convs = [Conversation([Turn("user", READ_ALOUD)]) for _ in reply_ids]
-    batch = saslm.encode_prompts(convs)
-    states = batch_thinker_states(saslm.model, batch, reply_ids)
+def anchor_prefix(model, states: ThinkerStates, speaker_bos: list[int]) -> TalkerPrefix:
+    """Context-free, intent-free Talker prefixes: conditioning `text` (reply_part = e_t)."""
     _, embeds, mask = states.reply_slices()
-    prefix = talker_prefix(saslm.model, states, embeds * mask[..., None], saslm.speaker_bos(speaker, len(reply_ids)))
-    return sample_codes(saslm.model, prefix, sampling, 1, [seed])
+    return talker_prefix(model, states, embeds * mask[..., None], speaker_bos)
+
+
+def anchor_states(saslm: SASLM, reply_ids: list[torch.Tensor]) -> ThinkerStates:
+    """Thinker states of each reply after a plain read-aloud prompt."""
+    convs = [Conversation([Turn("user", READ_ALOUD)]) for _ in reply_ids]
+    return batch_thinker_states(saslm.model, saslm.encode_prompts(convs), reply_ids)
 
 
 @torch.no_grad()
@@ -52,8 +57,11 @@ def collect(saslm: SASLM, conversations: list[Conversation], reply_texts: list[s
     if any(r is None for r in replies):
         generated = saslm.generate_replies(batch)
         replies = [r if r is not None else g for r, g in zip(replies, generated)]
-    seeds = [seed * 1009 + k for k in range(num_samples)]
-    out = saslm.rollouts(conversations, num_samples, sampling, reply_ids=replies, speaker=speaker, seeds=seeds,
-                         decode=False)
-    anchor = anchor_rollouts(saslm, replies, sampling, seed * 1009 + num_samples, speaker)
-    return RolloutBatch(conversations, replies, out.reply_texts, out.codes, anchor, num_samples)
+    spk = saslm.speaker_bos(speaker, len(replies))
+    states = saslm.thinker_states(batch, replies)
+    prefix, _ = saslm.talker_prefix(states, spk)
+    policy = sample_codes(saslm.model, prefix, sampling, num_samples, [seed * 1009 + k for k in range(num_samples)])
+    anchor = sample_codes(saslm.model, anchor_prefix(saslm.model, anchor_states(saslm, replies), spk), sampling, 1,
+                          [seed * 1009 + num_samples])
+    return RolloutBatch(conversations, replies, [saslm.processor.decode(r) for r in replies], policy, anchor,
+                        num_samples, states, spk)

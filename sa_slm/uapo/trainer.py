@@ -1,9 +1,10 @@
 """UAPO on the Hugging Face `Trainer`: rollouts, anchor, utilities and the loss inside compute_loss.
 
-Each step, for a batch of prompts: K policy rollouts + one anchor per prompt (no grad), utilities
-from `utility_fn`, then one teacher-forced pass of the policy (with grad) and of the frozen reference
-(no grad) over all rollout and anchor codes; r(y) = sum of per-code policy log-probs minus the
-reference's, and `uapo_loss` against the anchor.
+Each step, for a batch of prompts: K policy rollouts + one anchor per prompt (no grad; under ZeRO-3
+with the policy's shards gathered), utilities from `utility_fn` on the frozen reference (decoding,
+critic, ASR), then one teacher-forced pass of the policy (with grad) and of the reference (no grad)
+over all rollout and anchor codes, on the Thinker states recorded while sampling; r(y) = sum of
+per-code policy log-probs minus the reference's, and `uapo_loss` against the anchor.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ from pathlib import Path
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
+from trl.models.utils import unwrap_model_for_generation
 
 from ..audio import write_wav
 from ..data.collate import TeacherForcingCollator
 from ..data.manifest import Example
+from ..errors import SASLMError
 from ..model import SASLM
+from ..talker.forward import bridged_prefix
+from ..talker.layout import TalkerPrefix
 from ..talker.sampling import SamplingConfig
+from ..talker.teacher_forcing import teacher_forced
 from ..token2wav import SAMPLE_RATE, decode_codes_batch
 from ..training.trainer_utils import LoggedTermsTrainer, grouped_optimizer
 from .loss import uapo_loss
@@ -31,7 +37,15 @@ def collate_prompts(examples: list[Example]) -> dict:
 
 
 def frozen_reference(saslm: SASLM) -> SASLM:
-    """A frozen copy of the policy at the start of training (pi_ref)."""
+    """A frozen, unpartitioned copy of the policy at the start of training (pi_ref).
+
+    It stays whole on every rank, also under ZeRO-3 (one bf16 copy of the model per GPU): it is the
+    critic, the ASR and the Token2Wav decoder of the self-reward loop, whose decoding loops stop at
+    different steps on different ranks, which partitioned weights cannot follow.
+    """
+    if any(hasattr(p, "ds_id") for p in saslm.model.parameters()):
+        raise SASLMError("the policy is already ZeRO-3 partitioned; build the reference before DeepSpeed "
+                         "initialises the model (load it before creating TrainingArguments)")
     ref = copy.deepcopy(saslm.model).eval().requires_grad_(False)
     return SASLM(ref, saslm.processor, saslm.speakers, saslm.config)
 
@@ -54,15 +68,21 @@ class UAPOTrainer(LoggedTermsTrainer):
             self.optimizer = grouped_optimizer(self.args, model, [(self.params, self.lr or self.args.learning_rate)])
         return super().create_optimizer(model)
 
-    def _sequence_logps(self, saslm: SASLM, rb: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B*K + B,) summed policy log-probs of every rollout, then every anchor, given its context,
-        and (B*K + B,) the number of codes each sum covers."""
-        rows = rb.policy.prompt_index.tolist() + list(range(len(rb.conversations)))
+    def _sequence_logps(self, model, rb: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B*K + B,) summed log-probs under `model` (policy or reference) of every rollout, then every
+        anchor, given its dialogue context x (the anchor too: r(y_anchor) = log pi(y_anchor|x) - log
+        pi_ref(y_anchor|x)), and (B*K + B,) the number of codes each sum covers.
+
+        One bridge pass over the B contexts (each prefix repeated for its rows) and one Talker pass
+        over all rows, on the Thinker states recorded during the rollouts.
+        """
+        prefix, _ = bridged_prefix(model, rb.states, rb.speaker_bos)
+        rows = torch.cat([rb.policy.prompt_index, torch.arange(len(rb.conversations), device=rb.policy.prompt_index.device)])
+        prefix = TalkerPrefix([prefix.rows[i] for i in rows.tolist()], prefix.stream[rows])
         codes = pad_sequence([*rb.policy.codes.unbind(0), *rb.anchor.codes.unbind(0)], batch_first=True,
-                             padding_value=saslm.model.talker.codec_pad_token)
+                             padding_value=model.talker.codec_pad_token)
         lengths = torch.cat([rb.policy.num_steps, rb.anchor.num_steps])
-        tf = saslm.teacher_forced([rb.conversations[i] for i in rows], [rb.reply_ids[i] for i in rows], codes, lengths,
-                                  self.sampling)
+        tf = teacher_forced(model, prefix, codes, lengths, self.sampling)
         return tf.logprobs.sum(-1), tf.mask.sum(-1)
 
     def _save_listening_samples(self, rb: RolloutBatch, util) -> None:
@@ -71,7 +91,7 @@ class UAPOTrainer(LoggedTermsTrainer):
         n = min(self.audio_clips, rb.num_samples)
         codes = [rb.policy.audio_codes(k) for k in range(n)] + [rb.anchor.audio_codes(0)]
         names = [f"rollout{k}_u{float(util.policy[0, k]):.3f}.wav" for k in range(n)] + [f"anchor_u{float(util.anchor[0]):.3f}.wav"]
-        wavs = decode_codes_batch(self.saslm.model, codes, [self.saslm.speakers[None]] * len(codes))
+        wavs = decode_codes_batch(self.reference.model, codes, [self.reference.speakers[None]] * len(codes))
         for name, wav in zip(names, wavs):
             write_wav(folder / name, wav.numpy(), SAMPLE_RATE)
         (folder / "reply.txt").write_text(rb.reply_texts[0] + "\n", encoding="utf-8")
@@ -80,15 +100,16 @@ class UAPOTrainer(LoggedTermsTrainer):
         examples: list[Example] = inputs["examples"]
         conversations = [self.prompt_collator.conversation(ex) for ex in examples]
         seed = self.args.seed * 1_000_003 + self.state.global_step
-        rb = collect(self.saslm, conversations, [ex.reply_text for ex in examples], self.num_rollouts,
-                     self.sampling, seed)
-        util = self.utility_fn(self.saslm, rb)
+        with unwrap_model_for_generation(model, self.accelerator):  # ZeRO-3: whole weights, hooks off
+            rb = collect(self.saslm, conversations, [ex.reply_text for ex in examples], self.num_rollouts,
+                         self.sampling, seed)
+        util = self.utility_fn(self.reference, rb)  # decoding and critic on the unpartitioned frozen copy
         B, K = len(examples), self.num_rollouts
         if self.audio_every and self.state.global_step % self.audio_every == 0 and self.is_world_process_zero():
             self._save_listening_samples(rb, util)
-        logp, n_codes = self._sequence_logps(self.saslm, rb)
+        logp, n_codes = self._sequence_logps(self.saslm.model, rb)
         with torch.no_grad():
-            ref_logp, _ = self._sequence_logps(self.reference, rb)
+            ref_logp, _ = self._sequence_logps(self.reference.model, rb)
         device = logp.device
         valid = util.valid.to(device) & util.anchor_valid.to(device)[:, None]
         out = uapo_loss(
