@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo bench corpus corpus-codes stage0 stage1 stage2 stage3 clean
+.PHONY: setup test test-fast demo bench eval corpus corpus-codes stage0 stage1 stage2 stage3 clean
 
 # Training stages: make stage0 CONFIG=configs/stage0_tiny.yaml [LAUNCH=accelerate|deepspeed|torchrun] [ARGS="key=value ..."]
 CONFIG ?=
@@ -43,6 +43,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/rollouts.py
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/critic.py
+
+## make eval CONFIG=...: models over an eval manifest -> wavs, items.jsonl, summary, report/index.html
+eval: $(STAMP)
+	$(VENV)/bin/sa-slm eval --config $(or $(CONFIG),configs/eval_tiny.yaml) $(ARGS)
 
 ## make corpus: re-synthesise data/tiny_corpus (needs Debian espeak-ng; the result is committed)
 corpus: $(STAMP)

@@ -1,4 +1,4 @@
-"""`sa-slm` command line: generate, score, tokenize, probe, demo."""
+"""`sa-slm` command line: generate, score, tokenize, probe, eval, demo."""
 
 from __future__ import annotations
 
@@ -6,17 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from .training.recipe import report_errors
-
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+from .training.recipe import TORCH_DTYPES, report_errors
 
 
 def _load(args):
-    import torch
-
     from .model import SASLM
 
-    return SASLM.from_pretrained(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
+    return SASLM.from_pretrained(args.model, device=args.device, dtype=TORCH_DTYPES[args.dtype])
 
 
 def _out_paths(out: Path, n: int) -> list[Path]:
@@ -84,6 +80,19 @@ def cmd_score(args) -> None:
     print(f"  {'utility':<14} {float(result.utility[0]):.3f}")
 
 
+def cmd_eval(args) -> None:
+    from .eval.config import EvalConfig
+    from .eval.runner import run_eval
+    from .eval.summary import summary_markdown
+    from .training.config import load_config
+
+    run = run_eval(load_config(EvalConfig, args.config, args.overrides))
+    print(summary_markdown(run.summary))
+    print(f"items:  {run.items}")
+    print(f"wavs:   {run.run_dir / 'wavs'}")
+    print(f"report: {run.report}")
+
+
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
@@ -97,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     def model_args(p):
         p.add_argument("--model", default="tiny", help="preset (tiny, random-3b, random-7b), local folder or hub id")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-        p.add_argument("--dtype", default="fp32", choices=sorted(DTYPES), help="Thinker/Talker dtype (Token2Wav stays fp32)")
+        p.add_argument("--dtype", default="fp32", choices=sorted(TORCH_DTYPES), help="Thinker/Talker dtype (Token2Wav stays fp32)")
 
     g = sub.add_parser("generate", help="answer user audio and/or text with reply text and speech")
     model_args(g)
@@ -141,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--critic", help="score with another checkpoint instead of --model itself")
     sc.add_argument("--json", action="store_true")
     sc.set_defaults(func=cmd_score)
+
+    e = sub.add_parser("eval", help="run models over an eval manifest: wavs, per-item metrics, summary, HTML report")
+    e.add_argument("--config", required=True, help="eval YAML (configs/eval_tiny.yaml)")
+    e.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_items=4 asr=null")
+    e.set_defaults(func=cmd_eval)
 
     d = sub.add_parser("demo", help="answer a shipped spoken question with the built-in tiny model")
     d.add_argument("--out", default="outputs/demo")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .audio import write_wav
+from .eval.config import EvalConfig, ModelEntry
+from .eval.runner import run_eval
 from .paths import CORPUS_DIR
 
 DEMO_QUESTION = CORPUS_DIR / "wavs" / "demo_question.wav"
@@ -26,4 +28,9 @@ def run_demo(out_dir: Path, seed: int = 0) -> Path:
     scores = saslm.score(wav_path, result.reply_text, context_audio=DEMO_QUESTION)
     print("self-critic scores (expressive rubric, 0-1): " +
           ", ".join(f"{k} {v:.3f}" for k, v in scores.as_dict()["scores"].items()) + f"; utility {float(scores.utility[0]):.3f}")
+    print("evaluating: one corpus reply spoken for each of its 5 emotion labels (WER, F0, energy, rate, critic) ...")
+    run = run_eval(EvalConfig(manifest=str(CORPUS_DIR / "manifest.jsonl"), output_dir=str(out_dir / "eval"),
+                              models=[ModelEntry(name="tiny")], max_items=5, max_codes=40, batch_size=5, seed=seed),
+                   loaded={"tiny": saslm})
+    print(f"report: {run.report}")
     return wav_path

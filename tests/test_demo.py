@@ -10,4 +10,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     wav, sr = sf.read(wav_path)
     assert sr == 24_000 and len(wav) > 0
     assert abs(wav).max() > 0  # not silence
-    assert str(wav_path) in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert str(wav_path) in out
+    report = tmp_path / "eval" / "report" / "index.html"
+    assert f"report: {report}" in out and report.is_file()

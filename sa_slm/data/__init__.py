@@ -1,4 +1,4 @@
 from .collate import TeacherForcingCollator
-from .manifest import Example, ExampleDataset, load_manifest
+from .manifest import BadLine, Example, ExampleDataset, load_manifest, read_manifest
 
-__all__ = ["Example", "ExampleDataset", "TeacherForcingCollator", "load_manifest"]
+__all__ = ["BadLine", "Example", "ExampleDataset", "TeacherForcingCollator", "load_manifest", "read_manifest"]

@@ -78,15 +78,24 @@ def _problems(obj: Any, base: Path, check_files: bool, codebook_size: int | None
     return out
 
 
-def load_manifest(
+@dataclass
+class BadLine:
+    """A manifest line that cannot be used: where it is, its id (if readable) and what is wrong."""
+
+    where: str  # "<file>:<line>"
+    id: str
+    problems: list[str]
+
+
+def read_manifest(
     path: str | Path, check_files: bool = True, codebook_size: int | None = None
-) -> list[Example]:
-    """Read and validate every line; raise one ManifestError listing all bad lines."""
+) -> tuple[list[Example], list[BadLine]]:
+    """Every usable example and every bad line, for readers that go on past bad lines (evaluation)."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     base = path.parent
-    examples, errors = [], []
+    examples, bad = [], []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -94,11 +103,12 @@ def load_manifest(
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            errors.append(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})")
+            bad.append(BadLine(where, where, [f"not valid JSON ({exc.msg} at column {exc.colno})"]))
             continue
         problems = _problems(obj, base, check_files, codebook_size)
         if problems:
-            errors.extend(f"{where}: {p}" for p in problems)
+            name = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else where
+            bad.append(BadLine(where, name, problems))
             continue
         examples.append(
             Example(
@@ -115,8 +125,17 @@ def load_manifest(
                 source=where,
             )
         )
-    if errors:
-        raise ManifestError(f"{len(errors)} problem(s) in {path}:\n" + "\n".join(errors))
+    return examples, bad
+
+
+def load_manifest(
+    path: str | Path, check_files: bool = True, codebook_size: int | None = None
+) -> list[Example]:
+    """Read and validate every line; raise one ManifestError listing all bad lines."""
+    examples, bad = read_manifest(path, check_files, codebook_size)
+    problems = [f"{b.where}: {p}" for b in bad for p in b.problems]
+    if problems:
+        raise ManifestError(f"{len(problems)} problem(s) in {path}:\n" + "\n".join(problems))
     if not examples:
         raise ManifestError(f"{path}: manifest has no examples")
     return examples

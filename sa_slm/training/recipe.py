@@ -15,7 +15,7 @@ from .config import load_config
 
 T = TypeVar("T")
 #: `dtype:` values of the stage configs
-TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # config/CLI names
 
 
 def report_errors(fn: Callable[[], Any]) -> int:

@@ -6,11 +6,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-import jiwer
 import numpy as np
 import torch
 
 from ..critic import RubricCritic
+from ..metrics.wer import word_error_rate
 from ..model import SASLM
 from ..processor import Conversation, Turn
 from ..prosody import f0_variance_reward
@@ -48,12 +48,6 @@ class ModelASR:
         ids = self.saslm.generate_replies(self.saslm.encode_prompts(convs), max_new_tokens=self.max_new_tokens,
                                           allow_empty=True)
         return [p.decode(i).strip() for i in ids]
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    if not reference.strip():
-        return 0.0 if not hypothesis.strip() else 1.0
-    return jiwer.wer(reference, hypothesis) if hypothesis.strip() else 1.0
 
 
 class CriticUtility:

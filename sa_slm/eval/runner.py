@@ -1,0 +1,234 @@
+"""`sa-slm eval`: run models over an evaluation manifest and measure how they speak.
+
+Writes into `output_dir`:
+    wavs/<model>/<item id>.wav   every generated reply (24 kHz)
+    items.jsonl                  one row per (model, item): text, wav, metrics, or the error that stopped it
+    summary.json, summary.md     per-model mean ± std of every metric, side by side
+    report/index.html            tables, distributions, F0 contours, training curves, audio players
+
+Bad lines of the manifest (missing audio, empty reference, ...) and items that fail to generate
+become rows with an `error`; every other item is evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..asr import load_asr
+from ..audio import write_wav
+from ..bridge import IntentBridgeConfig
+from ..critic import RubricCritic
+from ..data.collate import TeacherForcingCollator
+from ..data.manifest import BadLine, Example, read_manifest
+from ..metrics import EmoAlign, clip_metrics
+from ..metrics.failures import failure
+from ..model import SASLM
+from ..processor import Conversation
+from ..talker.sampling import SamplingConfig
+from ..token2wav import SAMPLE_RATE, decode_codes_batch
+from ..training.config import ConfigError, dump_config
+from ..training.recipe import TORCH_DTYPES
+from .config import EvalConfig, ModelEntry
+from .report import write_report
+from .summary import read_rows, summarise, summary_markdown
+
+log = logging.getLogger(__name__)
+REPLY_MODES = ("given", "generated")
+LABEL_KEYS = ("transcript", "emo_pred", "emo_reason")  # text that clip_metrics returns beside the numbers
+
+
+@dataclass
+class EvalRun:
+    run_dir: Path
+    items: Path  # items.jsonl
+    summary: dict
+    report: Path
+
+
+@dataclass
+class Spoken:
+    """One generated reply, or why it could not be generated."""
+
+    example: Example
+    conversation: Conversation | None = None
+    text: str | None = None
+    wav: np.ndarray | None = None  # 24 kHz
+    error: str | None = None
+
+
+def _sampling(cfg: EvalConfig, saslm: SASLM) -> SamplingConfig:
+    return SamplingConfig(cfg.do_sample, cfg.temperature, cfg.top_k, cfg.top_p, cfg.repetition_penalty,
+                          cfg.max_codes or saslm.config.max_codes)
+
+
+def _speak(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, items: list[Spoken]) -> None:
+    """Generate the replies of `items` in one batched call (fills text and wav in place).
+
+    Every item uses the same Talker and Token2Wav seeds, so its audio does not depend on the batch.
+    """
+    sampling = _sampling(cfg, saslm)
+    replies = None
+    if cfg.reply == "given":
+        replies = [torch.tensor(saslm.processor.encode_reply(s.example.reply_text)) for s in items]
+    speakers = [s.example.speaker or entry.speaker for s in items]
+    out = saslm.rollouts([s.conversation for s in items], 1, sampling, replies, speakers, seeds=[cfg.seed],
+                         decode=False, use_bridge=entry.use_bridge)
+    wavs = decode_codes_batch(saslm.model, [out.codes.audio_codes(r) for r in range(len(items))],
+                              [saslm.speakers[name] for name in speakers], [cfg.seed] * len(items))
+    for s, text, wav in zip(items, out.reply_texts, wavs):
+        s.text, s.wav = text, wav.numpy()
+
+
+def generate_replies(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, examples: list[Example]) -> list[Spoken]:
+    """Spoken replies of every example, `batch_size` prompts per call; a failing batch is retried item
+    by item, so one bad item (unreadable audio, empty reply, unknown speaker) costs only itself."""
+    collator = TeacherForcingCollator(saslm, require_codes=False)
+    spoken = [Spoken(ex) for ex in examples]
+    for s in spoken:
+        try:
+            s.conversation = collator.conversation(s.example)
+            saslm.speakers[s.example.speaker or entry.speaker]
+            if cfg.reply == "given" and not saslm.processor.encode_reply(s.example.reply_text):
+                raise ValueError("reply_text tokenises to nothing")
+        except Exception as exc:  # noqa: BLE001 - recorded on the item's row
+            s.error = failure("input", exc)
+    ready = [s for s in spoken if s.error is None]
+    batches = [ready[i: i + cfg.batch_size] for i in range(0, len(ready), cfg.batch_size)]
+    for batch in tqdm(batches, desc=f"{entry.name}: speaking", unit="batch"):
+        try:
+            _speak(saslm, entry, cfg, batch)
+        except Exception:  # noqa: BLE001 - isolate the item that failed
+            for s in batch:
+                try:
+                    _speak(saslm, entry, cfg, [s])
+                except Exception as exc:  # noqa: BLE001
+                    s.error = failure("generation", exc)
+    return spoken
+
+
+def critic_metrics(critic: RubricCritic, spoken: list[Spoken]) -> list[dict[str, float | None]]:
+    """`critic_<dimension>` and `critic_utility` of each reply (None, with the reason logged, on failure)."""
+    out = []
+    for s in tqdm(spoken, desc="critic", unit="clip"):
+        try:
+            scores = critic.score(s.conversation, s.text, [s.wav], sample_rate=SAMPLE_RATE)
+            row = {f"critic_{name}": value for name, value in scores.as_dict()["scores"].items()}
+            row["critic_utility"] = float(scores.utility[0])
+            if not all(np.isfinite(v) for v in row.values()):
+                raise FloatingPointError("non-finite critic score")
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s: critic failed: %s", s.example.id, exc)
+            row = {"critic_error": failure("critic", exc)}
+        out.append(row)
+    return out
+
+
+def _bad_line_row(model: str, bad: BadLine) -> dict:
+    return {"model": model, "id": bad.id, "wav": None, "text": None, "emotion": None,
+            "error": f"{bad.where}: " + "; ".join(bad.problems), "metrics": {}}
+
+
+def evaluate_model(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, examples: list[Example], run_dir: Path,
+                   transcribe, critic: RubricCritic | None, emo: EmoAlign) -> list[dict]:
+    """Rows of one model over `examples`: generate, write wavs, measure."""
+    spoken = generate_replies(saslm, entry, cfg, examples)
+    done = [s for s in spoken if s.error is None]
+    emotions = [s.example.labels.get(cfg.emotion_key) for s in done]
+    measured = clip_metrics([s.wav for s in done], SAMPLE_RATE, [s.text for s in done],
+                            [e if isinstance(e, str) else None for e in emotions], transcribe, emo, progress=True)
+    judged = critic_metrics(critic, done) if critic is not None else [{} for _ in done]
+    by_id = {id(s): (m, c) for s, m, c in zip(done, measured, judged)}
+    rows = []
+    for s in spoken:
+        row = {"model": entry.name, "id": s.example.id, "wav": None, "text": s.text,
+               "reference": s.example.reply_text, "emotion": s.example.labels.get(cfg.emotion_key),
+               "error": s.error, "metrics": {}}
+        if s.error is None:
+            metrics, judged_row = by_id[id(s)]
+            errors = list(metrics.pop("errors", []))
+            if "critic_error" in judged_row:
+                errors.append(judged_row.pop("critic_error"))
+            labels = {k: v for k, v in metrics.items() if k in LABEL_KEYS}  # per-item text, not metrics
+            metrics = {k: v for k, v in metrics.items() if k not in LABEL_KEYS}
+            row["metrics"] = {**metrics, **{k: v for k, v in labels.items() if v is not None}, **judged_row}
+            row["metric_errors"] = errors
+            wav_path = write_wav(run_dir / "wavs" / entry.name / f"{_file_name(s.example.id)}.wav", s.wav, SAMPLE_RATE)
+            row["wav"] = str(wav_path.relative_to(run_dir))
+        rows.append(row)
+    return rows
+
+
+def _file_name(item_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in item_id)
+
+
+def _check(cfg: EvalConfig) -> None:
+    if cfg.reply not in REPLY_MODES:
+        raise ConfigError(f"reply must be one of {', '.join(REPLY_MODES)}, not {cfg.reply!r}")
+    names = [m.name for m in cfg.models]
+    if not names:
+        raise ConfigError("models is empty: list at least one {name, path}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"model names must be unique (they name columns and folders): {names}")
+    if cfg.batch_size < 1:
+        raise ConfigError("batch_size must be at least 1")
+
+
+def run_eval(cfg: EvalConfig, loaded: dict[str, SASLM] | None = None) -> EvalRun:
+    """Evaluate every model of `cfg` (or the already-loaded `loaded[name]`) and write the report."""
+    _check(cfg)
+    run_dir = Path(cfg.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / "config.yaml")
+    examples, bad = read_manifest(cfg.manifest)
+    if cfg.max_items is not None:
+        examples = examples[: cfg.max_items]
+    for b in bad:
+        log.warning("skipped %s (%s): %s", b.id, b.where, "; ".join(b.problems))
+    items_path = run_dir / "items.jsonl"
+    previous = read_rows(items_path) if cfg.resume and items_path.is_file() else []
+    finished = {(r["model"], r["id"]) for r in previous if not r.get("error") and r.get("wav")
+                and (run_dir / r["wav"]).is_file()}
+    rows = [r for r in previous if (r["model"], r["id"]) in finished]
+    emo = EmoAlign(cfg.emotion_model)
+    dtype = TORCH_DTYPES[cfg.dtype]
+    judge = None
+    if cfg.critic not in (None, "self"):
+        judge = SASLM.from_pretrained(cfg.critic, device=cfg.device, dtype=dtype)
+    for entry in cfg.models:
+        todo = [ex for ex in examples if (entry.name, ex.id) not in finished]
+        rows += [_bad_line_row(entry.name, b) for b in bad]
+        if not todo:
+            continue
+        saslm = (loaded or {}).get(entry.name) or SASLM.from_pretrained(
+            entry.path, device=cfg.device, dtype=dtype, seed=cfg.seed,
+            bridge=IntentBridgeConfig(**asdict(entry.bridge)) if entry.bridge else None)
+        critic_model = saslm if cfg.critic == "self" else judge
+        critic = RubricCritic(critic_model, cfg.rubric) if critic_model is not None else None
+        transcribe = load_asr(cfg.asr, critic_model or saslm) if cfg.asr else None
+        rows += evaluate_model(saslm, entry, cfg, todo, run_dir, transcribe, critic, emo)
+        _write_rows(items_path, rows)  # after each model: a crash later keeps what is done
+    _write_rows(items_path, rows)
+    models = [m.name for m in cfg.models]
+    unavailable = {} if emo.available else {"emo_align": emo.reason}
+    if not cfg.asr:
+        unavailable["wer"] = "no ASR backend configured (asr: null)"
+    summary = summarise(rows, models, unavailable)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (run_dir / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
+    logs = {m.name: Path(m.training_logs) for m in cfg.models if m.training_logs}
+    report = write_report(run_dir, rows, summary, logs, cfg.f0_items)
+    return EvalRun(run_dir, items_path, summary, report)
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,16 @@
+"""Expressiveness metrics on waveforms + text (WER, F0, energy, speaking rate, EmoAlign).
+
+`clip_metrics` runs them all over a batch of clips; the modules hold the single measures.
+"""
+
+from .acoustic import ACOUSTIC_KEYS, acoustic_metrics, energy_stats, pitch_stats, rate_stats, speech_span
+from .clip import ClipMetrics, clip_metrics
+from .emotion import EmoAlign, EmotionScore, emotion_agreement, target_class
+from .units import METRIC_BETTER, METRIC_UNITS
+from .wer import WERResult, normalise_text, transcribe_and_score, word_error_rate
+
+__all__ = [
+    "ACOUSTIC_KEYS", "METRIC_BETTER", "METRIC_UNITS", "ClipMetrics", "EmoAlign", "EmotionScore", "WERResult",
+    "acoustic_metrics", "clip_metrics", "emotion_agreement", "energy_stats", "normalise_text", "pitch_stats",
+    "rate_stats", "speech_span", "target_class", "transcribe_and_score", "word_error_rate",
+]

@@ -1,0 +1,115 @@
+"""`sa-slm eval`: runs models over a manifest, writes wavs, per-item JSONL, summary and an HTML report
+whose table agrees with the JSONL; bad items are reported and the rest evaluated."""
+
+import json
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sa_slm.cli import main as cli_main
+from sa_slm.eval.config import EvalConfig, ModelEntry
+from sa_slm.eval.runner import run_eval
+from sa_slm.paths import CORPUS_DIR
+
+
+class SummaryCells(HTMLParser):
+    """(model, metric) -> data-mean of every cell of <table id="summary">."""
+
+    def __init__(self):
+        super().__init__()
+        self.inside, self.cells = False, {}
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self.inside = a.get("id") == "summary"
+        elif self.inside and tag == "td" and "data-metric" in a:
+            self.cells[(a["data-model"], a["data-metric"])] = float(a["data-mean"]) if a["data-mean"] else None
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.inside = False
+
+
+def _means_from_jsonl(path):
+    values = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        for key, v in row["metrics"].items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
+                values.setdefault((row["model"], key), []).append(float(v))
+    return {k: float(np.mean(v)) for k, v in values.items()}
+
+
+@pytest.mark.slow
+def test_eval_cli_on_the_tiny_model_writes_wavs_jsonl_summary_and_a_matching_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli_main(["eval", "--config", "configs/eval_tiny.yaml", f"output_dir={out}", "max_items=5",
+                     "max_codes=20"]) == 0
+    printed = capsys.readouterr().out
+    assert f"report: {out / 'report' / 'index.html'}" in printed
+    rows = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
+    assert {(r["model"], r["id"]) for r in rows} == {(m, f"r00_{e}") for m in ("add", "vib_adaln")
+                                                    for e in ("neutral", "happy", "sad", "angry", "calm")}
+    for r in rows:
+        assert r["error"] is None, r
+        wav, sr = sf.read(out / r["wav"])
+        assert sr == 24_000 and len(wav) > 0
+        m = r["metrics"]
+        assert 0 <= m["wer"] and m["transcript"] is not None  # pocketsphinx ran
+        assert all(0 <= m[f"critic_{d}"] <= 1 for d in ("emotion", "prosody", "naturalness", "utility"))
+        assert m["emo_align"] is None  # no emotion2vec weights here: unavailable, not guessed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["models"] == ["add", "vib_adaln"]
+    assert "emo_align" in summary["unavailable"]
+    # The report's table is the JSONL, averaged.
+    parser = SummaryCells()
+    parser.feed((out / "report" / "index.html").read_text())
+    expected = _means_from_jsonl(out / "items.jsonl")
+    assert expected and {k for k, v in parser.cells.items() if v is not None} == set(expected)
+    for key, mean in expected.items():
+        assert parser.cells[key] == pytest.approx(mean, rel=1e-9, abs=1e-12), key
+    assert "| f0_mean_hz |" in (out / "summary.md").read_text()
+
+
+def test_bad_items_are_reported_and_the_rest_evaluated(tmp_path):
+    lines = [json.loads(line) for line in (CORPUS_DIR / "manifest.jsonl").read_text().splitlines()[:3]]
+    for line in lines:
+        line["user_audio"] = str(CORPUS_DIR / line["user_audio"])
+        line.pop("reply_audio")
+    lines[0]["user_audio"] = str(tmp_path / "gone.wav")  # missing audio file
+    lines[1]["reply_text"] = ""  # empty reference
+    manifest = tmp_path / "eval.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines) + "{not json\n")
+    cfg = EvalConfig(manifest=str(manifest), output_dir=str(tmp_path / "run"), models=[ModelEntry(name="tiny")],
+                     asr=None, critic=None, max_codes=10)
+    run = run_eval(cfg)
+    rows = {r["id"]: r for r in (json.loads(x) for x in run.items.read_text().splitlines())}
+    assert "gone.wav" in rows["r00_neutral"]["error"] and "file not found" in rows["r00_neutral"]["error"]
+    assert "'reply_text' is missing or empty" in rows["r00_happy"]["error"]
+    assert f"{manifest}:4" in rows[f"{manifest}:4"]["error"]  # the broken line, by file and line
+    assert rows["r00_sad"]["error"] is None and (run.run_dir / rows["r00_sad"]["wav"]).is_file()
+    assert run.summary["items"]["tiny"] == {"total": 4, "failed": 3}
+    html = run.report.read_text()
+    assert "gone.wav" in html and "Failed items" in html
+    assert "wer" in run.summary["unavailable"]
+
+
+def test_item_audio_does_not_depend_on_the_batch_and_resume_keeps_finished_items(tmp_path, tiny):
+    def run(out, batch_size, **kw):
+        cfg = EvalConfig(output_dir=str(tmp_path / out), models=[ModelEntry(name="tiny")], asr=None, critic=None,
+                         max_items=3, max_codes=12, batch_size=batch_size, **kw)
+        return run_eval(cfg, loaded={"tiny": tiny})
+
+    batched, single = run("batched", 3), run("single", 1)
+    for item in ("r00_neutral", "r00_happy", "r00_sad"):
+        a, _ = sf.read(batched.run_dir / "wavs" / "tiny" / f"{item}.wav")
+        b, _ = sf.read(single.run_dir / "wavs" / "tiny" / f"{item}.wav")
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    wav = batched.run_dir / "wavs" / "tiny" / "r00_happy.wav"
+    stamp = wav.stat().st_mtime_ns
+    again = run("batched", 3)  # resume: nothing left to do, nothing regenerated
+    assert wav.stat().st_mtime_ns == stamp
+    assert again.items.read_text() == batched.items.read_text()
