@@ -20,6 +20,7 @@ from sa_slm.asr import load_asr
 from sa_slm.bridge import IntentBridgeConfig
 from sa_slm.critic import RubricCritic
 from sa_slm.data import ExampleDataset, load_manifest
+from sa_slm.metrics import EmoAlign
 from sa_slm.sft.params import configure_trainable
 from sa_slm.talker.sampling import SamplingConfig
 from sa_slm.training.config import dump_config
@@ -37,8 +38,10 @@ def run(cfg: UAPOConfig) -> dict:
     saslm = SASLM.from_pretrained(cfg.model, dtype=TORCH_DTYPES[cfg.dtype], seed=cfg.seed, bridge=bridge)
     reference = frozen_reference(saslm)
     judge = SASLM.from_pretrained(cfg.critic_model, dtype=TORCH_DTYPES[cfg.dtype]) if cfg.critic_model else reference
+    emotion = EmoAlign(cfg.emotion_model) if cfg.emotion_model else None
     utility = CriticUtility(RubricCritic(judge, cfg.rubric), cfg.wer_threshold, load_asr(cfg.asr, judge),
-                            f0_variance_weight=cfg.f0_variance_weight)
+                            f0_variance_weight=cfg.f0_variance_weight, emotion=emotion,
+                            emotion_weight=cfg.emotion_reward_weight)
     prompts = load_manifest(cfg.prompts_manifest)
     groups = configure_trainable(saslm.model)
     args = training_arguments(cfg.train, out / "checkpoints", cfg.seed)
@@ -47,7 +50,7 @@ def run(cfg: UAPOConfig) -> dict:
         model=saslm.model, args=args, train_dataset=ExampleDataset(prompts), data_collator=collate_prompts,
         saslm=saslm, reference=reference, utility_fn=utility, sampling=sampling, num_rollouts=cfg.num_rollouts,
         beta=cfg.beta, margin_weighting=cfg.margin_weighting, params=groups["speech"], lr=cfg.lr_speech,
-        audio_every=cfg.audio_every, audio_clips=cfg.audio_clips,
+        audio_every=cfg.audio_every, audio_clips=cfg.audio_clips, emotion_key=cfg.emotion_key,
     )
     result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
     metrics = {"steps": result.global_step, "train_loss": result.training_loss}

@@ -45,9 +45,15 @@ def _means_from_jsonl(path):
 
 @pytest.mark.slow
 def test_eval_cli_on_the_tiny_model_writes_wavs_jsonl_summary_and_a_matching_report(tmp_path, capsys):
+    from torch.utils.tensorboard import SummaryWriter
+
+    logs = tmp_path / "stage1_runs"
+    with SummaryWriter(str(logs / "run0")) as writer:  # what the Trainer writes during a stage
+        for step in range(1, 6):
+            writer.add_scalar("train/loss", 5.0 / step, step)
     out = tmp_path / "run"
     assert cli_main(["eval", "--config", "configs/eval_tiny.yaml", f"output_dir={out}", "max_items=5",
-                     "max_codes=20"]) == 0
+                     "max_codes=20", f"training_logs.stage1={logs}"]) == 0
     printed = capsys.readouterr().out
     assert f"report: {out / 'report' / 'index.html'}" in printed
     rows = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
@@ -72,6 +78,8 @@ def test_eval_cli_on_the_tiny_model_writes_wavs_jsonl_summary_and_a_matching_rep
     for key, mean in expected.items():
         assert parser.cells[key] == pytest.approx(mean, rel=1e-9, abs=1e-12), key
     assert "| f0_mean_hz |" in (out / "summary.md").read_text()
+    curves = list((out / "report").glob("curves_*stage1*.png"))
+    assert len(curves) == 1 and curves[0].name in (out / "report" / "index.html").read_text()
 
 
 def test_bad_items_are_reported_and_the_rest_evaluated(tmp_path):

@@ -209,3 +209,38 @@ def test_stage3_under_deepspeed_zero3_two_processes_and_resume(tmp_path):
     model = SASLM.from_pretrained(out / "model", device="cpu")  # gathered 16-bit weights reload
     assert model.bridge.cfg.mode == "vib_adaln"
     assert np.isfinite(model.generate(text="Hi", max_new_codes=4, seed=0).waveform).all()
+
+
+def test_an_external_emotion_model_mixes_into_the_utility_and_its_failures_drop_clips(tiny):
+    from sa_slm.errors import SASLMError
+    from sa_slm.metrics import EmoAlign
+
+    class Classifier:  # funasr's emotion2vec output format, with P(happy) set per call (clip order)
+        def __init__(self, p_happy):
+            self.p = iter(p_happy)
+
+        def generate(self, input, granularity, extract_embedding):
+            p = next(self.p)
+            if p is None:
+                raise RuntimeError("classifier crashed (injected)")
+            return [{"labels": ["开心/happy", "难过/sad"], "scores": [p, 1 - p]}]
+
+    critic = RubricCritic(tiny)
+    rb = collect(tiny, [tiny.conversation(text="Hi!")], ["Hello there."], 3, SamplingConfig(max_new_tokens=8), seed=0)
+    rb.emotions = ["happy"]
+    plain = CriticUtility(critic, wer_threshold=None)(tiny, rb)
+    emo = EmoAlign(model=Classifier([0.9, None, 0.1, 0.6]))  # 3 rollouts, then the anchor
+    mixed = CriticUtility(critic, wer_threshold=None, emotion=emo, emotion_weight=0.5)(tiny, rb)
+    assert mixed.valid.tolist() == [[True, False, True]] and bool(mixed.anchor_valid[0])  # crashed clip dropped
+    assert any("clip 1: emotion model failed" in f and "injected" in f for f in mixed.failures)
+    expected = 0.5 * plain.policy[0] + 0.5 * torch.tensor([0.9, 0.0, 0.1])
+    torch.testing.assert_close(mixed.policy[0, [0, 2]], expected[[0, 2]])
+    torch.testing.assert_close(mixed.anchor[0], 0.5 * plain.anchor[0] + 0.3)
+    assert mixed.stats["emotion_reward"] == pytest.approx((0.9 + 0.1 + 0.6) / 3)
+    rb.emotions = ["calm"]  # no emotion2vec class: the prompt keeps the plain utility, with the reason logged
+    emo = EmoAlign(model=Classifier([0.9] * 4))
+    unmixed = CriticUtility(critic, wer_threshold=None, emotion=emo, emotion_weight=0.5)(tiny, rb)
+    torch.testing.assert_close(unmixed.policy, plain.policy)
+    assert any("no emotion reward" in f and "'calm'" in f for f in unmixed.failures)
+    with pytest.raises(SASLMError, match="needs an external emotion model"):
+        CriticUtility(critic, wer_threshold=None, emotion=EmoAlign(None), emotion_weight=0.5)

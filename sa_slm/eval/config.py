@@ -16,7 +16,6 @@ class ModelEntry:
     use_bridge: bool = True  # False: the stock `h + e` reply part (A/B against the bridge)
     bridge: BridgeSection | None = None  # replace the checkpoint's bridge (e.g. compare conditioning modes)
     speaker: str | None = None  # Token2Wav speaker for items that name none
-    training_logs: str | None = None  # TensorBoard folder of the stage that made it (plotted in the report)
 
 
 @dataclass
@@ -42,4 +41,7 @@ class EvalConfig:
     repetition_penalty: float = 1.05
     max_codes: int | None = None  # default: the model's own limit
     f0_items: int = 3  # items per model whose F0 contours the report plots
+    # Training curves for the report: a name per stage run -> its TensorBoard folder, e.g.
+    # {stage1: outputs/stage1_3b/checkpoints/runs, stage3: outputs/stage3_3b/checkpoints/runs}
+    training_logs: dict[str, str] = field(default_factory=dict)
     resume: bool = True  # keep finished (model, item) rows of an earlier run in output_dir

@@ -223,7 +223,7 @@ def run_eval(cfg: EvalConfig, loaded: dict[str, SASLM] | None = None) -> EvalRun
     summary = summarise(rows, models, unavailable)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (run_dir / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
-    logs = {m.name: Path(m.training_logs) for m in cfg.models if m.training_logs}
+    logs = {stage: Path(folder) for stage, folder in cfg.training_logs.items()}
     report = write_report(run_dir, rows, summary, logs, cfg.f0_items)
     return EvalRun(run_dir, items_path, summary, report)
 

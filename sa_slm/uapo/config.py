@@ -21,6 +21,9 @@ class UAPOConfig:
     margin_weighting: bool = False  # weight pairs by |u - u_anchor|
     wer_threshold: float | None = 0.2  # utility 0 above this WER; null disables the gate
     f0_variance_weight: float = 0.0  # mix the objective F0-variance reward into the utility (0..1)
+    emotion_model: str | None = None  # local emotion2vec folder (funasr extra): external emotion reward
+    emotion_reward_weight: float = 0.0  # mix P(target emotion) from emotion_model into the utility (0..1)
+    emotion_key: str = "emotion"  # manifest label with each prompt's target emotion
     asr: str = "model"  # WER-gate recogniser: model | pocketsphinx | whisper:<path or id> | funasr:<model>
     rubric: str = "expressive"
     critic_model: str | None = None  # None: the policy judges itself; else another checkpoint (frozen)

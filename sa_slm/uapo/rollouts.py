@@ -32,6 +32,7 @@ class RolloutBatch:
     # teacher-forced passes of the policy and the reference: the Thinker runs only in the rollout phase.
     states: ThinkerStates
     speaker_bos: list[int]  # B Talker speaker ids
+    emotions: list[str | None] | None = None  # B target emotions (manifest label) for an emotion reward
 
 
 def anchor_prefix(model, states: ThinkerStates, speaker_bos: list[int]) -> TalkerPrefix:

@@ -54,8 +54,9 @@ class UAPOTrainer(LoggedTermsTrainer):
     def __init__(self, *args, saslm: SASLM, reference: SASLM, utility_fn: UtilityFn, sampling: SamplingConfig,
                  num_rollouts: int = 8, beta: float = 0.1, margin_weighting: bool = False,
                  params: list[torch.nn.Parameter] | None = None, lr: float | None = None,
-                 audio_every: int = 0, audio_clips: int = 2, **kwargs) -> None:
+                 audio_every: int = 0, audio_clips: int = 2, emotion_key: str = "emotion", **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.emotion_key = emotion_key
         self.params, self.lr = params, lr
         self.audio_every, self.audio_clips = audio_every, audio_clips
         self.saslm, self.reference, self.utility_fn = saslm, reference, utility_fn
@@ -103,6 +104,7 @@ class UAPOTrainer(LoggedTermsTrainer):
         with unwrap_model_for_generation(model, self.accelerator):  # ZeRO-3: whole weights, hooks off
             rb = collect(self.saslm, conversations, [ex.reply_text for ex in examples], self.num_rollouts,
                          self.sampling, seed)
+        rb.emotions = [ex.labels.get(self.emotion_key) for ex in examples]
         util = self.utility_fn(self.reference, rb)  # decoding and critic on the unpartitioned frozen copy
         B, K = len(examples), self.num_rollouts
         if self.audio_every and self.state.global_step % self.audio_every == 0 and self.is_world_process_zero():

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 
 from ..critic import RubricCritic
+from ..errors import SASLMError
+from ..metrics.emotion import EmoAlign
 from ..metrics.wer import word_error_rate
 from ..model import SASLM
 from ..processor import Conversation, Turn
@@ -32,6 +34,24 @@ class Utilities:
 
 
 class UtilityFn(Protocol):
+    def _mix_emotion(self, wavs, target: str, utilities: list[float | None], dims: dict, failures: list[str],
+                     b: int) -> list[float | None]:
+        """(1 - w) u + w P(target emotion | clip) from the external classifier; a clip it fails on is
+        dropped, and a target it has no class for leaves the prompt's utilities unmixed (logged)."""
+        scores = self.emotion(wavs, SAMPLE_RATE, [target] * len(wavs))
+        if all(s.align is None for s in scores) and scores[0].pred is not None:
+            failures.append(f"prompt {b}: no emotion reward ({scores[0].reason})")
+            return utilities
+        mixed = []
+        for k, (u, s) in enumerate(zip(utilities, scores)):
+            if s.align is None:
+                failures.append(f"prompt {b}: clip {k}: emotion model failed ({s.reason})")
+                mixed.append(None)
+                continue
+            dims.setdefault("emotion_reward", []).append(s.align)
+            mixed.append(None if u is None else (1 - self.emotion_weight) * u + self.emotion_weight * s.align)
+        return mixed
+
     def __call__(self, saslm: SASLM, batch: RolloutBatch) -> Utilities: ...
 
 
@@ -60,10 +80,15 @@ class CriticUtility:
 
     def __init__(self, critic: RubricCritic, wer_threshold: float | None = 0.2,
                  transcribe: Callable[[list[np.ndarray], int], list[str]] | None = None,
-                 f0_variance_weight: float = 0.0) -> None:
+                 f0_variance_weight: float = 0.0, emotion: EmoAlign | None = None,
+                 emotion_weight: float = 0.0) -> None:
         self.critic, self.wer_threshold = critic, wer_threshold
         self.transcribe = transcribe or ModelASR(critic.model)
         self.f0_weight = f0_variance_weight  # mixes an objective, hard-to-hack reward into the utility
+        if emotion_weight > 0 and (emotion is None or not emotion.available):
+            raise SASLMError("emotion_reward_weight > 0 needs an external emotion model: "
+                             + (emotion.reason if emotion is not None else "none given"))
+        self.emotion, self.emotion_weight = emotion, emotion_weight  # external classifier's P(target emotion)
 
     def _score(self, context, reply_text, wavs, instance) -> tuple[list[float | None], dict[str, list[float]], list[str]]:
         reasons: list[str] = []
@@ -94,6 +119,24 @@ class CriticUtility:
                 dims[name].append(float(s.scores[row, i]))
         return utilities, dims, reasons
 
+    def _mix_emotion(self, wavs, target: str, utilities: list[float | None], dims: dict, failures: list[str],
+                     b: int) -> list[float | None]:
+        """(1 - w) u + w P(target emotion | clip) from the external classifier; a clip it fails on is
+        dropped, and a target it has no class for leaves the prompt's utilities unmixed (logged)."""
+        scores = self.emotion(wavs, SAMPLE_RATE, [target] * len(wavs))
+        if all(s.align is None for s in scores) and scores[0].pred is not None:
+            failures.append(f"prompt {b}: no emotion reward ({scores[0].reason})")
+            return utilities
+        mixed = []
+        for k, (u, s) in enumerate(zip(utilities, scores)):
+            if s.align is None:
+                failures.append(f"prompt {b}: clip {k}: emotion model failed ({s.reason})")
+                mixed.append(None)
+                continue
+            dims.setdefault("emotion_reward", []).append(s.align)
+            mixed.append(None if u is None else (1 - self.emotion_weight) * u + self.emotion_weight * s.align)
+        return mixed
+
     def __call__(self, saslm: SASLM, batch: RolloutBatch) -> Utilities:
         K, B = batch.num_samples, len(batch.conversations)
         policy = torch.zeros(B, K)
@@ -113,6 +156,9 @@ class CriticUtility:
                 dims.setdefault("f0_variance_reward", []).extend(f0)
                 utilities = [None if u is None else (1 - self.f0_weight) * u + self.f0_weight * r
                              for u, r in zip(utilities, f0)]
+            target = batch.emotions[b] if batch.emotions else None
+            if self.emotion_weight > 0 and target:
+                utilities = self._mix_emotion(wavs, target, utilities, dims, failures, b)
             for name, values in dims.items():
                 dim_values.setdefault(name, []).extend(values)
             if self.wer_threshold is not None:
