@@ -34,24 +34,6 @@ class Utilities:
 
 
 class UtilityFn(Protocol):
-    def _mix_emotion(self, wavs, target: str, utilities: list[float | None], dims: dict, failures: list[str],
-                     b: int) -> list[float | None]:
-        """(1 - w) u + w P(target emotion | clip) from the external classifier; a clip it fails on is
-        dropped, and a target it has no class for leaves the prompt's utilities unmixed (logged)."""
-        scores = self.emotion(wavs, SAMPLE_RATE, [target] * len(wavs))
-        if all(s.align is None for s in scores) and scores[0].pred is not None:
-            failures.append(f"prompt {b}: no emotion reward ({scores[0].reason})")
-            return utilities
-        mixed = []
-        for k, (u, s) in enumerate(zip(utilities, scores)):
-            if s.align is None:
-                failures.append(f"prompt {b}: clip {k}: emotion model failed ({s.reason})")
-                mixed.append(None)
-                continue
-            dims.setdefault("emotion_reward", []).append(s.align)
-            mixed.append(None if u is None else (1 - self.emotion_weight) * u + self.emotion_weight * s.align)
-        return mixed
-
     def __call__(self, saslm: SASLM, batch: RolloutBatch) -> Utilities: ...
 
 
