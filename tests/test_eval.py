@@ -57,7 +57,7 @@ def test_eval_cli_on_the_tiny_model_writes_wavs_jsonl_summary_and_a_matching_rep
     printed = capsys.readouterr().out
     assert f"report: {out / 'report' / 'index.html'}" in printed
     rows = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
-    assert {(r["model"], r["id"]) for r in rows} == {(m, f"r00_{e}") for m in ("add", "vib_adaln")
+    assert {(r["model"], r["id"]) for r in rows} == {(m, f"r00_{e}") for m in ("reference", "add", "vib_adaln")
                                                     for e in ("neutral", "happy", "sad", "angry", "calm")}
     for r in rows:
         assert r["error"] is None, r
@@ -65,10 +65,14 @@ def test_eval_cli_on_the_tiny_model_writes_wavs_jsonl_summary_and_a_matching_rep
         assert sr == 24_000 and len(wav) > 0
         m = r["metrics"]
         assert 0 <= m["wer"] and m["transcript"] is not None  # pocketsphinx ran
-        assert all(0 <= m[f"critic_{d}"] <= 1 for d in ("emotion", "prosody", "naturalness", "utility"))
+        if r["model"] != "reference":  # the self-critic judges model columns (the reference has no "self")
+            assert all(0 <= m[f"critic_{d}"] <= 1 for d in ("emotion", "prosody", "naturalness", "utility"))
         assert m["emo_align"] is None  # no emotion2vec weights here: unavailable, not guessed
+    ref = {r["id"]: r["metrics"] for r in rows if r["model"] == "reference"}
+    assert ref["r00_happy"]["f0_mean_hz"] > ref["r00_sad"]["f0_mean_hz"] + 40  # the recordings, measured end to end
+    assert ref["r00_calm"]["speaking_rate_wps"] < ref["r00_neutral"]["speaking_rate_wps"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["models"] == ["add", "vib_adaln"]
+    assert summary["models"] == ["reference", "add", "vib_adaln"]
     assert "emo_align" in summary["unavailable"]
     # The report's table is the JSONL, averaged.
     parser = SummaryCells()

@@ -13,6 +13,7 @@ class ModelEntry:
 
     name: str = "base"  # column name in the summary and folder name of its wavs
     path: str = "tiny"  # preset (tiny, random-3b, random-7b), local folder or hub id
+    source: str = "model"  # model: the checkpoint speaks | reference: the manifest's reply_audio (ground truth)
     use_bridge: bool = True  # False: the stock `h + e` reply part (A/B against the bridge)
     bridge: BridgeSection | None = None  # replace the checkpoint's bridge (e.g. compare conditioning modes)
     speaker: str | None = None  # Token2Wav speaker for items that name none

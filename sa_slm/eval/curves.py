@@ -44,18 +44,24 @@ def loss_like(scalars: dict[str, list[tuple[int, float]]]) -> list[str]:
     return [tag for tag, points in scalars.items() if LOSS_LIKE.search(tag) and len(points) > 1]
 
 
-def plot_curves(scalars: dict[str, list[tuple[int, float]]], path: str | Path, title: str) -> Path | None:
-    """One PNG with a panel per loss-like tag (all tags if none is loss-like); None if nothing to plot."""
+def new_figure(width: float, height: float):
+    """A matplotlib Figure on the Agg canvas (no pyplot: no global state, nothing to show or close)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_curves(scalars: dict[str, list[tuple[int, float]]], path: str | Path, title: str) -> Path | None:
+    """One PNG with a panel per loss-like tag (all tags if none is loss-like); None if nothing to plot."""
     tags = loss_like(scalars) or [tag for tag, points in scalars.items() if points]
     if not tags:
         return None
     cols = min(3, len(tags))
     rows = -(-len(tags) // cols)
-    fig = Figure(figsize=(4.2 * cols, 2.8 * rows), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(4.2 * cols, 2.8 * rows)
     for i, tag in enumerate(tags):
         ax = fig.add_subplot(rows, cols, i + 1)
         steps, values = zip(*scalars[tag])

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import numpy as np
 
 from ..metrics.units import METRIC_BETTER, METRIC_UNITS
-from .curves import plot_curves, read_scalars
+from .curves import new_figure, plot_curves, read_scalars
 from .summary import cell_text, fmt, is_number, metric_names
 
 PLOT_PREFIXES = ("dist_", "f0_", "curves_")
@@ -130,15 +130,6 @@ def _unavailable_section(summary: dict) -> str:
     return f'<h2>Unavailable metrics</h2>\n<ul id="unavailable">{items}</ul>'
 
 
-def _new_figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _distributions_section(rows: list[dict], models: list, out: Path) -> str:
     """One PNG per numeric metric: per-model box plot with the individual values on top."""
     parts = ["<h2>Metric distributions</h2>"]
@@ -148,7 +139,7 @@ def _distributions_section(rows: list[dict], models: list, out: Path) -> str:
         if not any(values.values()):
             parts.append(_note(f"{metric}: no values."))
             continue
-        fig = _new_figure(1.6 + 1.2 * len(models), 3.0)
+        fig = new_figure(1.6 + 1.2 * len(models), 3.0)
         ax = fig.add_subplot()
         filled = [(pos, v) for pos, v in enumerate(values.values()) if v]
         ax.boxplot([v for _, v in filled], positions=[p for p, _ in filled], widths=0.5, showfliers=False)
@@ -173,16 +164,17 @@ def _wav_path(run_dir: Path, row: dict) -> Path | None:
 
 
 def _f0_section(run_dir: Path, rows: list[dict], models: list, out: Path, f0_items: int) -> str:
-    """F0 contours (voiced 10 ms frames) of the first `f0_items` items with audio, one line per model."""
+    """F0 contours (Praat, 10 ms frames, gaps where unvoiced) of the first `f0_items` items with audio,
+    one line per model."""
     import soundfile as sf
 
-    from sa_slm.prosody import f0_contour
+    from ..prosody import pitch_track
 
     parts = ["<h2>F0 contours</h2>"]
     ids = [i for i in dict.fromkeys(row.get("id") for row in rows)
            if any(_wav_path(run_dir, row) for row in rows if row.get("id") == i)][:max(f0_items, 0)]
     for k, item_id in enumerate(ids):
-        fig = _new_figure(6.5, 2.8)
+        fig = new_figure(6.5, 2.8)
         ax = fig.add_subplot()
         plotted = 0
         for model in models:
@@ -192,16 +184,17 @@ def _f0_section(run_dir: Path, rows: list[dict], models: list, out: Path, f0_ite
                 continue
             try:
                 wav, sr = sf.read(path, dtype="float32", always_2d=True)
-                f0 = f0_contour(wav.mean(axis=1), sr)
+                times, f0 = pitch_track(wav.mean(axis=1), sr)
             except Exception as e:  # an unreadable wav costs one line, not the report
                 parts.append(_note(f"{model}/{item_id}: F0 failed ({type(e).__name__}: {e})"))
                 continue
-            ax.plot(np.arange(len(f0)) * 0.01, f0, label=f"{model} ({len(f0)} voiced frames)")
+            voiced = int((f0 > 0).sum())
+            ax.plot(times, np.where(f0 > 0, f0, np.nan), label=f"{model} ({voiced} voiced frames)")
             plotted += 1
         if not plotted:
             parts.append(_note(f"{item_id}: no F0 contour."))
             continue
-        ax.set_xlabel("voiced time (s, unvoiced frames removed)")
+        ax.set_xlabel("time (s); gaps are unvoiced")
         ax.set_ylabel("F0 (Hz)")
         ax.set_title(str(item_id))
         ax.grid(alpha=0.3)

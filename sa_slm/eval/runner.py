@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..asr import load_asr
-from ..audio import write_wav
+from ..audio import load_audio, write_wav
 from ..bridge import IntentBridgeConfig
 from ..critic import RubricCritic
 from ..data.collate import TeacherForcingCollator
@@ -41,6 +41,7 @@ from .summary import read_rows, summarise, summary_markdown
 
 log = logging.getLogger(__name__)
 REPLY_MODES = ("given", "generated")
+SOURCES = ("model", "reference")
 LABEL_KEYS = ("transcript", "emo_pred", "emo_reason")  # text that clip_metrics returns beside the numbers
 
 
@@ -113,6 +114,23 @@ def generate_replies(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, examples:
     return spoken
 
 
+def read_references(examples: list[Example], collator: TeacherForcingCollator | None) -> list[Spoken]:
+    """The manifest's own reply recordings as a column (`source: reference`): what the metrics say of
+    the ground truth. `collator` builds the dialogue contexts the critic needs (None: no critic)."""
+    spoken = []
+    for ex in examples:
+        s = Spoken(ex, text=ex.reply_text)
+        try:
+            if ex.reply_audio is None:
+                raise ValueError(f"{ex.source}: no reply_audio to evaluate as the reference")
+            s.wav = load_audio(ex.reply_audio, SAMPLE_RATE)
+            s.conversation = collator.conversation(ex) if collator is not None else None
+        except Exception as exc:  # noqa: BLE001 - recorded on the item's row
+            s.error = failure("input", exc)
+        spoken.append(s)
+    return spoken
+
+
 def critic_metrics(critic: RubricCritic, spoken: list[Spoken]) -> list[dict[str, float | None]]:
     """`critic_<dimension>` and `critic_utility` of each reply (None, with the reason logged, on failure)."""
     out = []
@@ -135,10 +153,9 @@ def _bad_line_row(model: str, bad: BadLine) -> dict:
             "error": f"{bad.where}: " + "; ".join(bad.problems), "metrics": {}}
 
 
-def evaluate_model(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, examples: list[Example], run_dir: Path,
-                   transcribe, critic: RubricCritic | None, emo: EmoAlign) -> list[dict]:
-    """Rows of one model over `examples`: generate, write wavs, measure."""
-    spoken = generate_replies(saslm, entry, cfg, examples)
+def evaluate_model(spoken: list[Spoken], entry: ModelEntry, cfg: EvalConfig, run_dir: Path, transcribe,
+                   critic: RubricCritic | None, emo: EmoAlign) -> list[dict]:
+    """Rows of one column: write the wavs, measure every clip, record every failure."""
     done = [s for s in spoken if s.error is None]
     emotions = [s.example.labels.get(cfg.emotion_key) for s in done]
     measured = clip_metrics([s.wav for s in done], SAMPLE_RATE, [s.text for s in done],
@@ -177,6 +194,9 @@ def _check(cfg: EvalConfig) -> None:
         raise ConfigError("models is empty: list at least one {name, path}")
     if len(set(names)) != len(names):
         raise ConfigError(f"model names must be unique (they name columns and folders): {names}")
+    bad_sources = [m.source for m in cfg.models if m.source not in SOURCES]
+    if bad_sources:
+        raise ConfigError(f"model source must be one of {', '.join(SOURCES)}, not {bad_sources[0]!r}")
     if cfg.batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
 
@@ -207,13 +227,19 @@ def run_eval(cfg: EvalConfig, loaded: dict[str, SASLM] | None = None) -> EvalRun
         rows += [_bad_line_row(entry.name, b) for b in bad]
         if not todo:
             continue
-        saslm = (loaded or {}).get(entry.name) or SASLM.from_pretrained(
-            entry.path, device=cfg.device, dtype=dtype, seed=cfg.seed,
-            bridge=IntentBridgeConfig(**asdict(entry.bridge)) if entry.bridge else None)
-        critic_model = saslm if cfg.critic == "self" else judge
-        critic = RubricCritic(critic_model, cfg.rubric) if critic_model is not None else None
-        transcribe = load_asr(cfg.asr, critic_model or saslm) if cfg.asr else None
-        rows += evaluate_model(saslm, entry, cfg, todo, run_dir, transcribe, critic, emo)
+        if entry.source == "reference":  # judged by the critic checkpoint only: there is no "self"
+            critic = RubricCritic(judge, cfg.rubric) if judge is not None else None
+            transcribe = load_asr(cfg.asr, judge) if cfg.asr and (cfg.asr != "model" or judge) else None
+            spoken = read_references(todo, TeacherForcingCollator(judge, require_codes=False) if judge else None)
+        else:
+            saslm = (loaded or {}).get(entry.name) or SASLM.from_pretrained(
+                entry.path, device=cfg.device, dtype=dtype, seed=cfg.seed,
+                bridge=IntentBridgeConfig(**asdict(entry.bridge)) if entry.bridge else None)
+            critic_model = saslm if cfg.critic == "self" else judge
+            critic = RubricCritic(critic_model, cfg.rubric) if critic_model is not None else None
+            transcribe = load_asr(cfg.asr, critic_model or saslm) if cfg.asr else None
+            spoken = generate_replies(saslm, entry, cfg, todo)
+        rows += evaluate_model(spoken, entry, cfg, run_dir, transcribe, critic, emo)
         _write_rows(items_path, rows)  # after each model: a crash later keeps what is done
     _write_rows(items_path, rows)
     models = [m.name for m in cfg.models]
