@@ -38,11 +38,13 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/sa-slm demo --out outputs/demo
 
-## make bench: rollouts (batched vs transformers generate), stage-1 step (vs plain Talker), critic (vs free text)
+## make bench: rollouts (batched vs transformers generate), stage-1 step (vs plain Talker), critic (vs free text),
+## stage-3 step (time per phase)
 bench: $(STAMP)
 	$(PY) benchmarks/rollouts.py
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/critic.py
+	$(PY) benchmarks/stage3_step.py
 
 ## make eval CONFIG=...: models over an eval manifest -> wavs, items.jsonl, summary, report/index.html
 eval: $(STAMP)

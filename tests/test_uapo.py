@@ -20,7 +20,7 @@ from sa_slm.talker.sampling import SamplingConfig
 from sa_slm.training.config import TrainSection
 from sa_slm.training.trainer_utils import training_arguments
 from sa_slm.uapo.rollouts import collect
-from sa_slm.uapo.trainer import UAPOTrainer, collate_prompts, frozen_reference
+from sa_slm.uapo.trainer import UAPOTrainer, collate_prompts, frozen_reference, sequence_logps
 from sa_slm.uapo.utility import CriticUtility, Utilities
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
@@ -160,9 +160,7 @@ def test_teacher_forced_pass_on_recorded_states_matches_sampling_and_a_fresh_thi
     convs = [saslm.conversation(audio=CORPUS_DIR / "wavs/q00.wav"), saslm.conversation(text="Hi, how are you?")]
     sampling = SamplingConfig(max_new_tokens=10)
     rb = collect(saslm, convs, ["It was quiet.", "Fine, thank you very much."], 3, sampling, seed=1)
-    trainer = UAPOTrainer.__new__(UAPOTrainer)  # only `sampling` is needed by the scoring pass
-    trainer.sampling = sampling
-    logp, n_codes = trainer._sequence_logps(saslm.model, rb)
+    logp, n_codes = sequence_logps(saslm.model, rb, sampling)
     R = len(rb.policy.prompt_index)
     torch.testing.assert_close(logp[:R], rb.policy.logprobs.sum(-1), atol=1e-4, rtol=0)
     assert n_codes.tolist() == torch.cat([rb.policy.num_steps, rb.anchor.num_steps]).tolist()
@@ -176,7 +174,7 @@ def test_teacher_forced_pass_on_recorded_states_matches_sampling_and_a_fresh_thi
     # The anchor was sampled without context: under the context its log-probs differ from the recorded ones.
     assert (logp[R:] - rb.anchor.logprobs.sum(-1)).abs().max() > 0.1
     rb.policy.codes = rb.policy.codes.roll(1, dims=1)  # control: other codes, other log-probs
-    assert (trainer._sequence_logps(saslm.model, rb)[0][:R] - logp[:R]).abs().max() > 0.1
+    assert (sequence_logps(saslm.model, rb, sampling)[0][:R] - logp[:R]).abs().max() > 0.1
 
 
 @pytest.mark.slow

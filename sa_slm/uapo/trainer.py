@@ -50,6 +50,24 @@ def frozen_reference(saslm: SASLM) -> SASLM:
     return SASLM(ref, saslm.processor, saslm.speakers, saslm.config)
 
 
+def sequence_logps(model, rb: RolloutBatch, sampling: SamplingConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B*K + B,) summed log-probs under `model` (policy or reference) of every rollout, then every
+    anchor, given its dialogue context x (the anchor too: r(y_anchor) = log pi(y_anchor|x) - log
+    pi_ref(y_anchor|x)), and (B*K + B,) the number of codes each sum covers.
+
+    One bridge pass over the B contexts (each prefix repeated for its rows) and one Talker pass
+    over all rows, on the Thinker states recorded during the rollouts.
+    """
+    prefix, _ = bridged_prefix(model, rb.states, rb.speaker_bos)
+    rows = torch.cat([rb.policy.prompt_index, torch.arange(len(rb.conversations), device=rb.policy.prompt_index.device)])
+    prefix = TalkerPrefix([prefix.rows[i] for i in rows.tolist()], prefix.stream[rows])
+    codes = pad_sequence([*rb.policy.codes.unbind(0), *rb.anchor.codes.unbind(0)], batch_first=True,
+                         padding_value=model.talker.codec_pad_token)
+    lengths = torch.cat([rb.policy.num_steps, rb.anchor.num_steps])
+    tf = teacher_forced(model, prefix, codes, lengths, sampling)
+    return tf.logprobs.sum(-1), tf.mask.sum(-1)
+
+
 class UAPOTrainer(LoggedTermsTrainer):
     def __init__(self, *args, saslm: SASLM, reference: SASLM, utility_fn: UtilityFn, sampling: SamplingConfig,
                  num_rollouts: int = 8, beta: float = 0.1, margin_weighting: bool = False,
@@ -68,23 +86,6 @@ class UAPOTrainer(LoggedTermsTrainer):
         if self.optimizer is None and self.params is not None:
             self.optimizer = grouped_optimizer(self.args, model, [(self.params, self.lr or self.args.learning_rate)])
         return super().create_optimizer(model)
-
-    def _sequence_logps(self, model, rb: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B*K + B,) summed log-probs under `model` (policy or reference) of every rollout, then every
-        anchor, given its dialogue context x (the anchor too: r(y_anchor) = log pi(y_anchor|x) - log
-        pi_ref(y_anchor|x)), and (B*K + B,) the number of codes each sum covers.
-
-        One bridge pass over the B contexts (each prefix repeated for its rows) and one Talker pass
-        over all rows, on the Thinker states recorded during the rollouts.
-        """
-        prefix, _ = bridged_prefix(model, rb.states, rb.speaker_bos)
-        rows = torch.cat([rb.policy.prompt_index, torch.arange(len(rb.conversations), device=rb.policy.prompt_index.device)])
-        prefix = TalkerPrefix([prefix.rows[i] for i in rows.tolist()], prefix.stream[rows])
-        codes = pad_sequence([*rb.policy.codes.unbind(0), *rb.anchor.codes.unbind(0)], batch_first=True,
-                             padding_value=model.talker.codec_pad_token)
-        lengths = torch.cat([rb.policy.num_steps, rb.anchor.num_steps])
-        tf = teacher_forced(model, prefix, codes, lengths, self.sampling)
-        return tf.logprobs.sum(-1), tf.mask.sum(-1)
 
     def _save_listening_samples(self, rb: RolloutBatch, util) -> None:
         """A few rollouts of the first prompt and its anchor as wavs, named with their utilities."""
@@ -109,9 +110,9 @@ class UAPOTrainer(LoggedTermsTrainer):
         B, K = len(examples), self.num_rollouts
         if self.audio_every and self.state.global_step % self.audio_every == 0 and self.is_world_process_zero():
             self._save_listening_samples(rb, util)
-        logp, n_codes = self._sequence_logps(self.saslm.model, rb)
+        logp, n_codes = sequence_logps(self.saslm.model, rb, self.sampling)
         with torch.no_grad():
-            ref_logp, _ = self._sequence_logps(self.reference.model, rb)
+            ref_logp, _ = sequence_logps(self.reference.model, rb, self.sampling)
         device = logp.device
         valid = util.valid.to(device) & util.anchor_valid.to(device)[:, None]
         out = uapo_loss(
