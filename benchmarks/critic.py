@@ -12,7 +12,6 @@ in one run (median of --repeats); the instance rubric is written once and shared
 
 from __future__ import annotations
 
-import argparse
 import re
 
 import numpy as np
@@ -22,20 +21,16 @@ from sa_slm import SASLM
 from sa_slm.critic import RubricCritic
 from sa_slm.demo import DEMO_QUESTION
 from sa_slm.processor import Turn
-from timing import median_seconds
+from timing import bench_parser, median_seconds
 
 FREE_TEXT = ("Listen to the assistant's spoken reply. Rate {dims} each 0, 1 or 2 and answer exactly in the form "
              "'{form}'.")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="tiny")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    ap = bench_parser(__doc__)
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=24, help="free-text rating budget per clip")
-    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
     torch.manual_seed(0)

@@ -11,26 +11,21 @@ per prompt. Times are measured side by side in one run (median of --repeats).
 
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 import torch
 
 from sa_slm.model import SASLM
 from sa_slm.talker.sampling import SamplingConfig
-from timing import median_seconds
+from timing import bench_parser, median_seconds
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="tiny")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    ap = bench_parser(__doc__)
     ap.add_argument("--k", type=int, default=8, help="rollouts per prompt")
     ap.add_argument("--prompts", type=int, default=2)
     ap.add_argument("--reply-tokens", type=int, default=16)
     ap.add_argument("--codes", type=int, default=100, help="Talker codes per rollout (no early stop on random weights)")
-    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
     torch.manual_seed(0)

@@ -11,7 +11,6 @@ the UAPO loss, backward and an AdamW step on the Talker + bridge. Median of --re
 
 from __future__ import annotations
 
-import argparse
 
 import torch
 
@@ -25,20 +24,16 @@ from sa_slm.uapo.loss import uapo_loss
 from sa_slm.uapo.rollouts import collect
 from sa_slm.uapo.trainer import frozen_reference, sequence_logps
 from sa_slm.uapo.utility import ModelASR
-from timing import median_seconds
+from timing import bench_parser, median_seconds
 
 REPLY = "Congratulations, that is wonderful news!"
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="tiny")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    ap = bench_parser(__doc__)
     ap.add_argument("--k", type=int, default=8, help="rollouts per prompt (paper: 32)")
     ap.add_argument("--prompts", type=int, default=1, help="prompts per step (per device)")
     ap.add_argument("--max-codes", type=int, default=100, help="Talker budget per rollout (50 codes/s)")
-    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
     torch.manual_seed(0)

@@ -1,7 +1,8 @@
-"""The one timing helper every benchmark uses: median wall time with device synchronisation."""
+"""What every benchmark shares: its common command-line options and median wall time with device sync."""
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from typing import Callable
@@ -22,3 +23,13 @@ def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device,
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def bench_parser(doc: str | None, repeats: int = 3) -> argparse.ArgumentParser:
+    """--model, --device, --dtype and --repeats; each benchmark adds its own sizes."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="tiny", help="preset (tiny, random-3b, random-7b), folder or hub id")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--repeats", type=int, default=repeats, help="timed calls per path (median)")
+    return ap

@@ -12,7 +12,6 @@ Both are timed side by side in one run (median of --repeats).
 
 from __future__ import annotations
 
-import argparse
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -24,16 +23,12 @@ from sa_slm.paths import CORPUS_DIR
 from sa_slm.sft.params import configure_trainable
 from sa_slm.talker.forward import batch_thinker_states, bridged_prefix
 from sa_slm.talker.layout import stream_at, text_positions
-from timing import median_seconds
+from timing import bench_parser, median_seconds
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="tiny")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    ap = bench_parser(__doc__, repeats=5)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
 
     torch.manual_seed(0)
