@@ -6,6 +6,7 @@ show or close). All text taken from the data is HTML-escaped.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from html import escape
@@ -68,8 +69,16 @@ def write_report(run_dir: Path, rows: list[dict], summary: dict, training_logs: 
     return index
 
 
+def file_stem(text: str) -> str:
+    """`text` as a file name: other characters than letters, digits, `-`, `_` and `.` become `_`, and a
+    name that had to change gets a short hash of the original, so distinct ids never share a file."""
+    text = str(text)
+    stem = re.sub(r"[^\w.-]", "_", text)
+    return stem if stem == text else f"{stem}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
 def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))[:60]
+    return file_stem(text)[:60]  # plot names carry an index prefix, so a cut name stays unique
 
 
 def _img(path: Path, alt: str) -> str:

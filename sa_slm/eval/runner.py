@@ -36,7 +36,7 @@ from ..token2wav import SAMPLE_RATE, decode_codes_batch
 from ..training.config import ConfigError, dump_config
 from ..training.recipe import TORCH_DTYPES
 from .config import EvalConfig, ModelEntry
-from .report import write_report
+from .report import file_stem, write_report
 from .summary import read_rows, summarise, summary_markdown
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def _speak(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, items: list[Spoken]
         s.text, s.wav = text, wav.numpy()
 
 
-def generate_replies(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, examples: list[Example]) -> list[Spoken]:
+def speak_items(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, examples: list[Example]) -> list[Spoken]:
     """Spoken replies of every example, `batch_size` prompts per call; a failing batch is retried item
     by item, so one bad item (unreadable audio, empty reply, unknown speaker) costs only itself."""
     collator = TeacherForcingCollator(saslm, require_codes=False)
@@ -161,14 +161,14 @@ def evaluate_model(spoken: list[Spoken], entry: ModelEntry, cfg: EvalConfig, run
     measured = clip_metrics([s.wav for s in done], SAMPLE_RATE, [s.text for s in done],
                             [e if isinstance(e, str) else None for e in emotions], transcribe, emo, progress=True)
     judged = critic_metrics(critic, done) if critic is not None else [{} for _ in done]
-    by_id = {id(s): (m, c) for s, m, c in zip(done, measured, judged)}
+    results = iter(zip(measured, judged))  # in the order of `done`
     rows = []
     for s in spoken:
         row = {"model": entry.name, "id": s.example.id, "wav": None, "text": s.text,
                "reference": s.example.reply_text, "emotion": s.example.labels.get(cfg.emotion_key),
                "error": s.error, "metrics": {}}
         if s.error is None:
-            metrics, judged_row = by_id[id(s)]
+            metrics, judged_row = next(results)
             errors = list(metrics.pop("errors", []))
             if "critic_error" in judged_row:
                 errors.append(judged_row.pop("critic_error"))
@@ -176,14 +176,10 @@ def evaluate_model(spoken: list[Spoken], entry: ModelEntry, cfg: EvalConfig, run
             metrics = {k: v for k, v in metrics.items() if k not in LABEL_KEYS}
             row["metrics"] = {**metrics, **{k: v for k, v in labels.items() if v is not None}, **judged_row}
             row["metric_errors"] = errors
-            wav_path = write_wav(run_dir / "wavs" / entry.name / f"{_file_name(s.example.id)}.wav", s.wav, SAMPLE_RATE)
+            wav_path = write_wav(run_dir / "wavs" / entry.name / f"{file_stem(s.example.id)}.wav", s.wav, SAMPLE_RATE)
             row["wav"] = str(wav_path.relative_to(run_dir))
         rows.append(row)
     return rows
-
-
-def _file_name(item_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in item_id)
 
 
 def _check(cfg: EvalConfig) -> None:
@@ -238,7 +234,7 @@ def run_eval(cfg: EvalConfig, loaded: dict[str, SASLM] | None = None) -> EvalRun
             critic_model = saslm if cfg.critic == "self" else judge
             critic = RubricCritic(critic_model, cfg.rubric) if critic_model is not None else None
             transcribe = load_asr(cfg.asr, critic_model or saslm) if cfg.asr else None
-            spoken = generate_replies(saslm, entry, cfg, todo)
+            spoken = speak_items(saslm, entry, cfg, todo)
         rows += evaluate_model(spoken, entry, cfg, run_dir, transcribe, critic, emo)
         _write_rows(items_path, rows)  # after each model: a crash later keeps what is done
     _write_rows(items_path, rows)

@@ -43,8 +43,7 @@ def bridged_prefix(model, states: ThinkerStates, speaker_bos: list[int], use_bri
     extra = None
     if use_bridge:
         bridged = model.intent_bridge(hidden, embeds, sample=sample_latent)
-        if states.audio_states is not None:
-            extra = model.intent_bridge.acoustic(states.audio_states, states.audio_mask)
+        extra = model.intent_bridge.acoustic(states.audio_states, states.audio_mask)
     else:
         bridged = BridgeOutput(hidden + embeds)
     reply_part = bridged.reply_part * mask[..., None].to(bridged.reply_part.dtype)

@@ -35,8 +35,8 @@ class ThinkerStates:
     text_logits: torch.Tensor | None  # (B, S, vocab) when asked for
     prompt_lengths: torch.Tensor  # (B,) L_b
     reply_lengths: torch.Tensor  # (B,) n_b
-    audio_states: torch.Tensor | None = None  # (B, S, D) audio-tower outputs at user-audio positions, else 0
-    audio_mask: torch.Tensor | None = None  # (B, S) True at user-audio placeholders (may be all False)
+    audio_states: torch.Tensor  # (B, S, D) audio-tower outputs at user-audio positions, else 0
+    audio_mask: torch.Tensor  # (B, S) True at user-audio placeholders (may be all False)
 
     def prompt_part(self, b: int, extra: torch.Tensor | None = None) -> torch.Tensor:
         """(L_b, D) H + E over the prompt of row b (+ `extra[b]`, e.g. acoustic context)."""
