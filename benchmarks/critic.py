@@ -36,7 +36,7 @@ def main() -> None:
     torch.manual_seed(0)
     saslm = SASLM.from_pretrained(args.model, device=args.device,
                                   dtype=torch.bfloat16 if args.dtype == "bf16" else torch.float32)
-    critic = RubricCritic(saslm)
+    critic = RubricCritic(saslm.model, saslm.processor)
     context = saslm.conversation(audio=DEMO_QUESTION)
     reply = "Congratulations, that is wonderful news!"
     rng = np.random.default_rng(0)
@@ -54,7 +54,8 @@ def main() -> None:
         failures["count"] = 0
         for clip in clips:
             conv = critic._with_system(context, Turn("user", prompt, saslm.processor.load_audio(clip, sampling_rate=24_000)))
-            ids = saslm.generate_replies(saslm.encode_prompts([conv]), max_new_tokens=args.max_new_tokens, allow_empty=True)
+            ids = saslm.model.generate_replies(**saslm.encode_prompts([conv]), max_new_tokens=args.max_new_tokens,
+                                               allow_empty=True)
             if not pattern.search(saslm.processor.decode(ids[0])):
                 failures["count"] += 1
 

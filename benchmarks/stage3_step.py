@@ -15,15 +15,14 @@ from __future__ import annotations
 import torch
 
 from sa_slm import SASLM
+from sa_slm.asr import ModelASR
 from sa_slm.critic import RubricCritic
 from sa_slm.demo import DEMO_QUESTION
-from sa_slm.sft.params import configure_trainable
 from sa_slm.talker.sampling import SamplingConfig
-from sa_slm.token2wav import SAMPLE_RATE, decode_codes_batch
+from sa_slm.token2wav import SAMPLE_RATE
 from sa_slm.uapo.loss import uapo_loss
 from sa_slm.uapo.rollouts import collect
 from sa_slm.uapo.trainer import frozen_reference, sequence_logps
-from sa_slm.uapo.utility import ModelASR
 from timing import bench_parser, median_seconds
 
 REPLY = "Congratulations, that is wonderful news!"
@@ -31,7 +30,7 @@ REPLY = "Congratulations, that is wonderful news!"
 
 def main() -> None:
     ap = bench_parser(__doc__)
-    ap.add_argument("--k", type=int, default=8, help="rollouts per prompt (paper: 32)")
+    ap.add_argument("--num-samples", "--k", dest="k", type=int, default=8, help="rollouts per prompt K (paper: 32)")
     ap.add_argument("--prompts", type=int, default=1, help="prompts per step (per device)")
     ap.add_argument("--max-codes", type=int, default=100, help="Talker budget per rollout (50 codes/s)")
     args = ap.parse_args()
@@ -40,22 +39,22 @@ def main() -> None:
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     saslm = SASLM.from_pretrained(args.model, device=args.device, dtype=dtype)
     device = next(saslm.model.parameters()).device
-    reference = frozen_reference(saslm)
-    params = configure_trainable(saslm.model)["speech"]
+    reference = frozen_reference(saslm.model)
+    params = saslm.model.set_trainable()["speech"]
     optimizer = torch.optim.AdamW(params, lr=1e-6)
-    critic, asr = RubricCritic(reference), ModelASR(reference)
-    sampling = SamplingConfig(max_new_tokens=args.max_codes)
+    critic, asr = RubricCritic(reference, saslm.processor), ModelASR(reference, saslm.processor)
+    sampling = SamplingConfig(max_new_codes=args.max_codes)
     convs = [saslm.conversation(audio=DEMO_QUESTION) for _ in range(args.prompts)]
     B, K = args.prompts, args.k
     state: dict = {}
 
     def rollouts():
-        state["rb"] = collect(saslm, convs, [REPLY] * B, K, sampling, seed=0)
+        state["rb"] = collect(saslm.model, saslm.processor, saslm.speakers, convs, [REPLY] * B, K, sampling, seed=0)
 
     def decoding():
         rb = state["rb"]
         codes = [rb.policy.audio_codes(r) for r in range(B * K)] + [rb.anchor.audio_codes(b) for b in range(B)]
-        state["wavs"] = [w.numpy() for w in decode_codes_batch(reference.model, codes, [reference.speakers[None]] * len(codes))]
+        state["wavs"] = [w.numpy() for w in reference.decode_codes(codes, [saslm.speakers[None]] * len(codes))]
 
     def scoring():
         wavs = state["wavs"]
@@ -70,7 +69,7 @@ def main() -> None:
         rb = state["rb"]
         logp, _ = sequence_logps(saslm.model, rb, sampling)
         with torch.no_grad():
-            ref_logp, _ = sequence_logps(reference.model, rb, sampling)
+            ref_logp, _ = sequence_logps(reference, rb, sampling)
         utility = torch.rand(B, K, device=logp.device)
         out = uapo_loss(logp[:B * K].view(B, K), ref_logp[:B * K].view(B, K), utility, logp[B * K:],
                         ref_logp[B * K:], torch.full((B,), 0.5, device=logp.device))

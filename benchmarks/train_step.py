@@ -20,8 +20,8 @@ from sa_slm import SASLM
 from sa_slm.bridge import IntentBridgeConfig
 from sa_slm.data import TeacherForcingCollator, load_manifest
 from sa_slm.paths import CORPUS_DIR
-from sa_slm.sft.params import configure_trainable
-from sa_slm.talker.forward import batch_thinker_states, bridged_prefix
+from sa_slm.pipeline import prompt_inputs
+from sa_slm.sft.objective import sft_loss
 from sa_slm.talker.layout import stream_at, text_positions
 from timing import bench_parser, median_seconds
 
@@ -36,16 +36,18 @@ def main() -> None:
     saslm = SASLM.from_pretrained(args.model, device=args.device, dtype=dtype,
                                   bridge=IntentBridgeConfig(mode="vib_adaln", acoustic_context="audio_tower"))
     model = saslm.model.train()
-    configure_trainable(model)
+    model.set_trainable()
     examples = load_manifest(CORPUS_DIR / "manifest_codes.jsonl")[: args.batch]
-    batch = {k: v.to(saslm.device) for k, v in TeacherForcingCollator(saslm)(examples).items()}
+    collate = TeacherForcingCollator.for_model(model, saslm.processor, saslm.speakers)
+    batch = {k: v.to(saslm.device) for k, v in collate(examples).items()}
 
     # The baseline's input: the exact Talker rows of this batch, computed once, detached.
     talker = model.talker
     codes, lengths = batch["codes"], batch["code_lengths"]
     reply = [r[:n] for r, n in zip(batch["reply_ids"], batch["reply_lengths"].tolist())]
     with torch.no_grad():
-        prefix, _ = bridged_prefix(model, batch_thinker_states(model, batch, reply), batch["speaker_bos"].tolist())
+        states = model.thinker_states(**prompt_inputs(batch), reply_ids=reply)
+        prefix = model.condition(states, batch["speaker_bos"]).prefix
         rows = []
         for b, row in enumerate(prefix.rows):
             n = int(lengths[b])
@@ -66,8 +68,9 @@ def main() -> None:
         ((ce * valid).sum() / valid.sum()).backward()
         model.zero_grad(set_to_none=True)
 
-    def stage1_step():
-        model(**batch, kl_weight=0.25)["loss"].backward()
+    def stage1_step():  # what SFTTrainer.compute_loss runs
+        out = model(**batch, with_logprobs=False, sample_latent=True)
+        sft_loss(out, batch, kl_weight=0.25).loss.backward()
         model.zero_grad(set_to_none=True)
 
     t_plain = median_seconds(plain_talker_step, args.repeats, saslm.device)

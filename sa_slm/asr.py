@@ -1,7 +1,7 @@
 """Speech recognisers for the WER gate and the evaluation metrics, behind one call signature:
 `transcribe(wavs: list[np.ndarray], sample_rate: int) -> list[str]`.
 
-- `model`: the SA-SLM itself transcribes (proxy-free default of the WER gate);
+- `model`: the SA-SLM policy itself transcribes (proxy-free default of the WER gate);
 - `pocketsphinx`: an offline English recogniser whose model ships inside the PyPI package;
 - `whisper`: transformers' Whisper from a local path or hub id (`whisper:openai/whisper-small`);
 - `funasr`: Paraformer/SenseVoice through the optional `funasr` extra (`funasr:paraformer-en`).
@@ -9,17 +9,37 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from .audio import resample
 from .errors import SASLMError
+from .metrics.wer import Transcriber
+from .pipeline import encode_prompts
+from .processor import Conversation, OmniProcessor, Turn
 
 if TYPE_CHECKING:
-    from .model import SASLM
+    from .modeling import SASLMOmniModel
 
-Transcriber = Callable[[list[np.ndarray], int], list[str]]
+TRANSCRIBE_PROMPT = "Transcribe the speech exactly, with no other words."
+BACKENDS = ("model", "pocketsphinx", "whisper:<path or id>", "funasr:<model>")
+
+
+class ModelASR:
+    """The policy transcribes audio itself (proxy-free default for the WER gate)."""
+
+    def __init__(self, model: "SASLMOmniModel", processor: OmniProcessor, max_new_tokens: int = 64) -> None:
+        self.model, self.processor, self.max_new_tokens = model, processor, max_new_tokens
+
+    @torch.no_grad()
+    def __call__(self, wavs: list[np.ndarray], sample_rate: int) -> list[str]:
+        p = self.processor
+        convs = [Conversation([Turn("user", TRANSCRIBE_PROMPT, p.load_audio(w, sampling_rate=sample_rate))]) for w in wavs]
+        batch = encode_prompts(p, self.model, convs)
+        ids = self.model.generate_replies(**batch, max_new_tokens=self.max_new_tokens, allow_empty=True)
+        return [p.decode(i).strip() for i in ids]
 
 
 class PocketSphinxASR:
@@ -74,19 +94,24 @@ class FunASR:
                 for w in wavs]
 
 
-def load_asr(spec: str, saslm: "SASLM | None" = None) -> Transcriber:
-    """`model` | `pocketsphinx` | `whisper:<path or id>` | `funasr:<model>`."""
+def check_asr_spec(spec: str) -> None:
+    """Raise SASLMError for a spec `load_asr` would not know (checked before any model loads)."""
+    kind, _, arg = spec.partition(":")
+    if kind in ("model", "pocketsphinx") and not arg or kind in ("whisper", "funasr") and arg:
+        return
+    raise SASLMError(f"unknown ASR backend {spec!r}; use one of {', '.join(BACKENDS)}")
+
+
+def load_asr(spec: str, model: "SASLMOmniModel | None" = None, processor: OmniProcessor | None = None) -> Transcriber:
+    """`model` (needs the policy and its processor) | `pocketsphinx` | `whisper:<path or id>` | `funasr:<model>`."""
+    check_asr_spec(spec)
     kind, _, arg = spec.partition(":")
     if kind == "model":
-        if saslm is None:
-            raise SASLMError("the `model` ASR backend needs the SA-SLM model that should transcribe")
-        from .uapo.utility import ModelASR
-
-        return ModelASR(saslm)
+        if model is None or processor is None:
+            raise SASLMError("the `model` ASR backend needs the SA-SLM model (and processor) that should transcribe")
+        return ModelASR(model, processor)
     if kind == "pocketsphinx":
         return PocketSphinxASR()
-    if kind == "whisper" and arg:
+    if kind == "whisper":
         return WhisperASR(arg)
-    if kind == "funasr" and arg:
-        return FunASR(arg)
-    raise SASLMError(f"unknown ASR backend {spec!r}; use model, pocketsphinx, whisper:<path or id> or funasr:<model>")
+    return FunASR(arg)

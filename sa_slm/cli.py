@@ -6,11 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .training.recipe import TORCH_DTYPES, report_errors
+from .config import TORCH_DTYPES
+from .errors import report_errors
+from .talker.sampling import SamplingConfig
+
+SAMPLING_DEFAULTS = SamplingConfig()
 
 
 def _load(args):
-    from .model import SASLM
+    from .facade import SASLM
 
     return SASLM.from_pretrained(args.model, device=args.device, dtype=TORCH_DTYPES[args.dtype])
 
@@ -22,11 +26,12 @@ def _out_paths(out: Path, n: int) -> list[Path]:
 def cmd_generate(args) -> None:
     from .audio import write_wav
 
+    sampling = SamplingConfig(not args.greedy, args.temperature, args.top_k, args.top_p, args.repetition_penalty,
+                              args.max_new_codes)
     saslm = _load(args)
     result = saslm.generate(
-        audio=args.audio, text=args.text, speaker=args.speaker, num_samples=args.num_samples,
-        do_sample=not args.greedy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        max_new_codes=args.max_new_codes, reply_text=args.reply_text, seed=args.seed, progress=True,
+        audio=args.audio, text=args.text, speaker=args.speaker, num_samples=args.num_samples, sampling=sampling,
+        reply_text=args.reply_text, seed=args.seed, progress=True,
     )
     print(f"reply: {result.reply_text}")
     for path, wav in zip(_out_paths(Path(args.out), args.num_samples), result.waveforms):
@@ -50,8 +55,10 @@ def cmd_probe(args) -> None:
     from .data import load_manifest
     from .probe import run_probe
 
+    examples = load_manifest(args.manifest)
     saslm = _load(args)
-    result = run_probe(saslm, load_manifest(args.manifest), label=args.label, folds=args.folds, group_by=args.group_by)
+    result = run_probe(saslm.model, saslm.processor, saslm.speakers, examples, label=args.label, folds=args.folds,
+                       group_by=args.group_by)
     print(f"linear {args.label} probe, {result.examples} utterances, {len(result.classes)} classes "
           f"({', '.join(result.classes)}), {args.folds}-fold CV grouped by {args.group_by}")
     for name, title in (("e", "e_t (input embeddings)"), ("h", "h_t (Thinker hidden states)"), ("z", "z_t (intent latents)")):
@@ -66,9 +73,9 @@ def cmd_score(args) -> None:
     saslm = _load(args)
     critic = None
     if args.critic:
-        from .model import SASLM
+        from .facade import SASLM
 
-        critic = SASLM.from_pretrained(args.critic, device=args.device)
+        critic = SASLM.from_pretrained(args.critic, device=args.device, dtype=TORCH_DTYPES[args.dtype])
     result = saslm.score(args.audio, args.text, context_audio=args.context, context_text=args.context_text,
                          rubric=args.rubric, critic=critic)
     if args.json:
@@ -84,7 +91,7 @@ def cmd_eval(args) -> None:
     from .eval.config import EvalConfig
     from .eval.runner import run_eval
     from .eval.summary import summary_markdown
-    from .training.config import load_config
+    from .config import load_config
 
     run = run_eval(load_config(EvalConfig, args.config, args.overrides))
     print(summary_markdown(run.summary))
@@ -117,10 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--speaker", default=None, help="Token2Wav speaker (default: the model's default)")
     g.add_argument("--num-samples", type=int, default=1)
     g.add_argument("--greedy", action="store_true", help="greedy Talker decoding instead of sampling")
-    g.add_argument("--temperature", type=float, default=0.9)
-    g.add_argument("--top-k", type=int, default=40)
-    g.add_argument("--top-p", type=float, default=0.8)
-    g.add_argument("--max-new-codes", type=int, default=None, help="Talker budget (50 codes per second)")
+    g.add_argument("--temperature", type=float, default=SAMPLING_DEFAULTS.temperature)
+    g.add_argument("--top-k", type=int, default=SAMPLING_DEFAULTS.top_k, help="0: no top-k truncation")
+    g.add_argument("--top-p", type=float, default=SAMPLING_DEFAULTS.top_p, help="1: no nucleus truncation")
+    g.add_argument("--repetition-penalty", type=float, default=SAMPLING_DEFAULTS.repetition_penalty)
+    g.add_argument("--max-new-codes", type=int, default=None,
+                   help="Talker budget (50 codes per second; default: the model's own)")
     g.add_argument("--seed", type=int, default=None)
     g.set_defaults(func=cmd_generate)
 

@@ -26,3 +26,16 @@ class EmptyReplyError(SASLMError, ValueError):
 
 class InputTooLongError(SASLMError, ValueError):
     """An input longer than the model can take (audio seconds, prompt tokens or codec steps)."""
+
+
+def report_errors(fn) -> int:
+    """Run `fn()`; a SASLMError (bad input, bad config) becomes one `error: ...` line on stderr and exit
+    code 2 (what every command-line entry point returns)."""
+    import sys
+
+    try:
+        fn()
+    except SASLMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -11,6 +11,7 @@ from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
 from .bridge import IntentBridgeConfig
+from .errors import SASLMError
 from .modeling import SASLMOmniModel, with_bridge
 from .paths import MODEL_CONFIG_DIR
 
@@ -27,6 +28,19 @@ def preset_config(name: str) -> Qwen2_5OmniConfig:
     raw = json.loads((MODEL_CONFIG_DIR / PRESETS[name]).read_text())
     with quiet_config_check():
         return Qwen2_5OmniConfig(**raw)
+
+
+def model_config(name_or_path: str, **hub_kwargs) -> Qwen2_5OmniConfig:
+    """The Qwen2.5-Omni config of a preset, local folder or hub id, without loading any weights (for
+    validating inputs, e.g. codes against the codec vocabulary, before the model loads)."""
+    if name_or_path in PRESETS:
+        return preset_config(name_or_path)
+    try:
+        with quiet_config_check():
+            return Qwen2_5OmniConfig.from_pretrained(name_or_path, **hub_kwargs)
+    except (OSError, ValueError) as exc:
+        raise SASLMError(f"model {name_or_path!r}: no Qwen2.5-Omni config found ({' '.join(str(exc).split())}); "
+                         f"give a model folder, a hub id or a preset ({', '.join(PRESETS)})") from exc
 
 
 @contextmanager

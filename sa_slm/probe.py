@@ -16,8 +16,10 @@ from tqdm.auto import tqdm
 
 from .data.collate import TeacherForcingCollator
 from .data.manifest import Example
-from .model import SASLM
-from .talker.forward import batch_thinker_states
+from .modeling import SASLMOmniModel
+from .pipeline import model_device, prompt_inputs
+from .processor import OmniProcessor
+from .speakers import SpeakerBank
 
 
 @dataclass
@@ -29,21 +31,22 @@ class ProbeResult:
 
 
 @torch.no_grad()
-def utterance_features(saslm: SASLM, examples: list[Example], batch_size: int = 8, progress: bool = True
-                       ) -> dict[str, torch.Tensor]:
+def utterance_features(model: SASLMOmniModel, processor: OmniProcessor, speakers: SpeakerBank,
+                       examples: list[Example], batch_size: int = 8, progress: bool = True) -> dict[str, torch.Tensor]:
     """Mean over reply tokens of e_t, h_t and (mode vib_adaln) the posterior mean of z_t: (N, dim) each."""
-    collate = TeacherForcingCollator(saslm, require_codes=False)
+    collate = TeacherForcingCollator.for_model(model, processor, speakers, require_codes=False)
+    device = model_device(model)
     feats: dict[str, list[torch.Tensor]] = {"e": [], "h": [], "z": []}
     for start in tqdm(range(0, len(examples), batch_size), desc="probe features", disable=not progress):
-        batch = {k: v.to(saslm.device) for k, v in collate(examples[start : start + batch_size]).items()}
+        batch = {k: v.to(device) for k, v in collate(examples[start : start + batch_size]).items()}
         reply_ids = [r[:n] for r, n in zip(batch["reply_ids"], batch["reply_lengths"].tolist())]
-        states = batch_thinker_states(saslm.model, batch, reply_ids)
+        states = model.thinker_states(**prompt_inputs(batch), reply_ids=reply_ids)
         hidden, embeds, mask = states.reply_slices()
         m = mask[..., None].float()
         pool = lambda x: ((x.float() * m).sum(1) / m.sum(1)).cpu()  # noqa: E731
         feats["e"].append(pool(embeds))
         feats["h"].append(pool(hidden))
-        bridged = saslm.bridge(hidden, embeds)
+        bridged = model.intent_bridge(hidden, embeds)
         if bridged.mu is not None:
             feats["z"].append(pool(bridged.mu))
     return {k: torch.cat(v) for k, v in feats.items() if v}
@@ -75,8 +78,9 @@ def linear_probe_accuracy(x: torch.Tensor, y: torch.Tensor, groups: list[str], f
     return correct / max(total, 1)
 
 
-def run_probe(saslm: SASLM, examples: list[Example], label: str = "emotion", folds: int = 5,
-              group_by: str = "reply_text", progress: bool = True) -> ProbeResult:
+def run_probe(model: SASLMOmniModel, processor: OmniProcessor, speakers: SpeakerBank, examples: list[Example],
+              label: str = "emotion", folds: int = 5, group_by: str = "reply_text", progress: bool = True
+              ) -> ProbeResult:
     """group_by: `reply_text` or a manifest label; examples sharing it always fall in the same fold."""
     labelled = [ex for ex in examples if ex.labels.get(label) is not None]
     if len(labelled) < 2:
@@ -87,7 +91,7 @@ def run_probe(saslm: SASLM, examples: list[Example], label: str = "emotion", fol
     if len(set(groups)) < 2:
         raise ValueError(f"all examples share one '{group_by}' value, so cross-validation has nothing to hold "
                          "out; pass --group-by with a label that names the spoken content")
-    feats = utterance_features(saslm, labelled, progress=progress)
+    feats = utterance_features(model, processor, speakers, labelled, progress=progress)
     accuracy = {name: (linear_probe_accuracy(feats[name], y, groups, folds) if name in feats else None)
                 for name in ("e", "h", "z")}
     chance = Counter(y.tolist()).most_common(1)[0][1] / len(y)

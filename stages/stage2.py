@@ -1,12 +1,9 @@
-"""Stage 2 (expressive intent grounding): the stage-1 recipe with the last Thinker layer trainable and
-the reply-text CE on; see configs/stage2_*.yaml.
-
-    python stages/stage2.py --config configs/stage2_tiny.yaml [key=value ...]
-"""
+"""Entry point of `make stage2`: the stage-1 recipe (sa_slm/recipes/stage1.py) with a stage-2 config
+(configs/stage2_*.yaml: the last Thinker layer trainable, the reply-text CE on)."""
 
 import sys
 
-from stage1 import main
+from sa_slm.recipes.stage1 import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from sa_slm.model import SASLM
+from sa_slm import SASLM
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,7 @@ def test_unknown_speaker_in_manifest_names_the_line(tiny, tmp_path):
     manifest.write_text(json.dumps({"user_text": "hi", "reply_text": "ok", "reply_codes": [1, 2], "speaker": "Zed"}) + "\n")
     examples = load_manifest(manifest)
     with pytest.raises(SpeakerError, match=rf"{manifest}:1: unknown speaker 'Zed'"):
-        TeacherForcingCollator(tiny)(examples)
+        TeacherForcingCollator.for_model(tiny.model, tiny.processor, tiny.speakers)(examples)
 
 
 def test_corrupt_user_audio_in_manifest_names_the_line(tiny, tmp_path):
@@ -93,4 +93,4 @@ def test_corrupt_user_audio_in_manifest_names_the_line(tiny, tmp_path):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(json.dumps({"user_audio": "bad.wav", "reply_text": "ok", "reply_codes": [1]}) + "\n")
     with pytest.raises(AudioError, match=rf"{manifest}:1: .*bad\.wav: cannot decode audio"):
-        TeacherForcingCollator(tiny)(load_manifest(manifest))
+        TeacherForcingCollator.for_model(tiny.model, tiny.processor, tiny.speakers)(load_manifest(manifest))

@@ -1,13 +1,13 @@
-"""Intent bridge: VIB + OU-prior KL, beta schedule, zero-initialised AdaLN, modes, persistence."""
+"""Intent bridge: VIB + OU-prior KL, KL-weight schedule, zero-initialised AdaLN, modes, persistence."""
 
 import math
 
 import pytest
 import torch
 
-from sa_slm.bridge import IntentBridge, IntentBridgeConfig, beta_at
+from sa_slm.bridge import IntentBridge, IntentBridgeConfig, kl_weight_at
 from sa_slm.bridge.vib import masked_mean, token_kl
-from sa_slm.model import SASLM
+from sa_slm import SASLM
 from sa_slm.talker.sampling import SamplingConfig
 
 
@@ -48,12 +48,12 @@ def test_kl_ignores_masked_positions():
 
 
 @pytest.mark.parametrize("fraction, expected", [(0.0, 0.0), (0.10, 0.0), (0.55, 0.25), (1.0, 0.5)])
-def test_beta_schedule(fraction, expected):
-    assert beta_at(int(fraction * 1000), 1000, beta_max=0.5) == pytest.approx(expected, abs=1e-9)
+def test_kl_weight_schedule(fraction, expected):
+    assert kl_weight_at(int(fraction * 1000), 1000, maximum=0.5) == pytest.approx(expected, abs=1e-9)
 
 
-def test_beta_ramps_monotonically():
-    values = [beta_at(s, 200) for s in range(201)]
+def test_kl_weight_ramps_monotonically():
+    values = [kl_weight_at(s, 200) for s in range(201)]
     assert all(b2 >= b1 for b1, b2 in zip(values, values[1:])) and values[19] == 0 and values[-1] == 0.5
 
 
@@ -88,7 +88,7 @@ def test_teacher_forcing_equals_sampling_in_every_mode(mode, tone):
     _perturb(model)
     wav, sr = tone
     convs = [model.conversation(audio=wav, sampling_rate=sr, text="Tell me."), model.conversation(text="Hi!")]
-    sampling = SamplingConfig(max_new_tokens=12)
+    sampling = SamplingConfig(max_new_codes=12)
     out = model.rollouts(convs, num_samples=2, sampling=sampling, seeds=[4, 5], decode=False)
     rows = out.codes.prompt_index.tolist()
     tf = model.teacher_forced([convs[i] for i in rows], [out.reply_ids[i] for i in rows], out.codes.codes,
@@ -99,7 +99,7 @@ def test_teacher_forcing_equals_sampling_in_every_mode(mode, tone):
     else:
         assert out.intents is None
     # The bridge changes what the Talker hears: without it, the same codes score differently.
-    off = model.rollouts(convs, num_samples=2, sampling=sampling, seeds=[4, 5], decode=False, use_bridge=False)
+    off = model.rollouts(convs, num_samples=2, sampling=sampling, seeds=[4, 5], decode=False, mode="add")
     if mode != "add":
         assert not torch.allclose(off.codes.logprobs, out.codes.logprobs)
 

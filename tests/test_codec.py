@@ -10,6 +10,7 @@ import torch
 from sa_slm.codec import SpeechTokenizer, SpeechTokenizerConfig
 from sa_slm.codec.bootstrap import BootstrapConfig, bootstrap_pairs
 from sa_slm.codec.data import split_by_text
+from sa_slm.codec.objectives import code_cross_entropy
 from sa_slm.codec.tokenize import encode, tokenize_manifest
 from sa_slm.data import load_manifest
 from sa_slm.talker.sampling import SamplingConfig
@@ -41,8 +42,9 @@ def test_batched_equals_single_and_padding_is_masked(small_tokenizer):
     codes = torch.randint(0, 8000, (2, 25))
     noisy = codes.clone()
     noisy[1, 14:] = 0
-    loss_a = small_tokenizer(audio, lengths, codes, torch.tensor([25, 14]))["loss"]
-    loss_b = small_tokenizer(audio, lengths, noisy, torch.tensor([25, 14]))["loss"]
+    out = small_tokenizer(audio, lengths)
+    loss_a, _ = code_cross_entropy(out["logits"], out["code_mask"], codes, torch.tensor([25, 14]))
+    loss_b, _ = code_cross_entropy(out["logits"], out["code_mask"], noisy, torch.tensor([25, 14]))
     torch.testing.assert_close(loss_a, loss_b)
 
 
@@ -54,20 +56,21 @@ def test_save_and_reload(small_tokenizer, tmp_path):
 
 
 def test_bootstrap_is_resumable_and_deterministic(tiny, tmp_path):
-    cfg = BootstrapConfig(texts=["Hello there.", "See you soon!"], speakers=["Chelsie"], samples_per_text=2,
-                          texts_per_batch=1, seed=3, sampling=SamplingConfig(max_new_tokens=8))
-    manifest = bootstrap_pairs(tiny, tmp_path, cfg, progress=False)
+    cfg = BootstrapConfig(texts=["Hello there.", "See you soon!"], speakers=["Chelsie"], num_samples=2,
+                          texts_per_batch=1, seed=3, sampling=SamplingConfig(max_new_codes=8))
+    parts = (tiny.model, tiny.processor, tiny.speakers)
+    manifest = bootstrap_pairs(*parts, tmp_path, cfg, progress=False)
     lines = manifest.read_text().splitlines()
     assert len(lines) == 4
     examples = load_manifest(manifest, codebook_size=8448)
     wav, sr = sf.read(examples[0].reply_audio)
     assert sr == 24_000 and len(wav) == len(examples[0].reply_codes) * 480
     # A rerun finds everything done and writes nothing.
-    bootstrap_pairs(tiny, tmp_path, cfg, progress=False)
+    bootstrap_pairs(*parts, tmp_path, cfg, progress=False)
     assert manifest.read_text().splitlines() == lines
     # An interrupted run (last item missing, torn half line) is repaired and completed identically.
     manifest.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
-    bootstrap_pairs(tiny, tmp_path, cfg, progress=False)
+    bootstrap_pairs(*parts, tmp_path, cfg, progress=False)
     assert manifest.read_text().splitlines() == lines
     train, heldout = split_by_text(examples, 0.5, seed=0)
     assert {ex.reply_text for ex in train}.isdisjoint({ex.reply_text for ex in heldout}) and len(heldout) == 2
@@ -136,10 +139,12 @@ def test_round_trip_reports_wer_with_an_asr_backend(tiny, small_tokenizer):
 
     wavs = [0.1 * torch.randn(9_600), 0.1 * torch.randn(4_800)]
     texts = ["one two three", "four five"]
-    exact = round_trip(small_tokenizer, tiny, wavs, progress=False, texts=texts,
-                       transcribe=lambda wav, sr: texts[0] if len(wav) > 5_000 else texts[1])
+    decoder = (tiny.model, tiny.speakers["Chelsie"])
+    exact = round_trip(small_tokenizer, *decoder, wavs, progress=False, texts=texts,
+                       transcribe=lambda clips, sr: [texts[0] if len(clips[0]) > 5_000 else texts[1]])
     assert exact.wer == 0.0 and exact.clips == 2 and exact.mel_l1 > 0
     assert 0 <= exact.code_agreement <= 1
-    wrong = round_trip(small_tokenizer, tiny, wavs, progress=False, texts=texts, transcribe=lambda wav, sr: "nothing")
+    wrong = round_trip(small_tokenizer, *decoder, wavs, progress=False, texts=texts,
+                       transcribe=lambda clips, sr: ["nothing"])
     assert wrong.wer == 1.0
-    assert round_trip(small_tokenizer, tiny, wavs, progress=False).wer is None
+    assert round_trip(small_tokenizer, *decoder, wavs, progress=False).wer is None

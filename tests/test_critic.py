@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from sa_slm.critic import RubricCritic, RubricError, expected_scores, load_rubric
-from sa_slm.critic.rubric import RUBRIC_DIR
+from sa_slm.paths import RUBRIC_DIR
 from sa_slm.demo import DEMO_QUESTION
 
 
@@ -45,7 +45,7 @@ def test_broken_rubrics_get_clear_errors(tmp_path, mutate, message):
 def test_multi_token_answers_are_rejected(tiny, tmp_path):
     path = _write(tmp_path, lambda r: r["scale"][2].update(answer=" excellent performance"))
     with pytest.raises(RubricError, match="must be single tokens"):
-        RubricCritic(tiny, load_rubric(path))
+        RubricCritic(tiny.model, tiny.processor, load_rubric(path))
     with pytest.raises(RubricError, match="built-in rubrics: expressive"):
         load_rubric("no_such_rubric")
 
@@ -53,7 +53,7 @@ def test_multi_token_answers_are_rejected(tiny, tmp_path):
 def test_scores_are_batched_bounded_and_match_one_by_one(tiny):
     rng = np.random.default_rng(0)
     waves = [0.1 * rng.standard_normal(24_000 * (1 + k)).astype(np.float32) for k in range(3)]
-    critic = RubricCritic(tiny)
+    critic = RubricCritic(tiny.model, tiny.processor)
     context = tiny.conversation(audio=DEMO_QUESTION)
     batched = critic.score(context, "Congratulations!", waves, batch_size=16)
     assert batched.scores.shape == (3, 3) and batched.dimensions == ["emotion", "prosody", "naturalness"]

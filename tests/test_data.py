@@ -44,16 +44,16 @@ def test_collated_batch_matches_conversation_path(tiny):
     gen = torch.Generator().manual_seed(0)
     for i, ex in enumerate(examples):
         ex.reply_codes = torch.randint(0, 8192, (5 + 3 * i,), generator=gen).tolist()
-    collator = TeacherForcingCollator(tiny)
+    collator = TeacherForcingCollator.for_model(tiny.model, tiny.processor, tiny.speakers)
     batch = collator(examples)
     assert batch["codes"].shape == (3, 12) and batch["code_lengths"].tolist() == [6, 9, 12]
     assert (batch["codes"][0, 5] == tiny.model.talker.codec_eos_token) and (batch["codes"][0, 6:] == tiny.model.talker.codec_pad_token).all()
     cfg = SamplingConfig(do_sample=False)
-    via_batch = tiny.teacher_forced_batch(batch, cfg)
+    via_batch = tiny.model(**batch, sampling=cfg)
     replies = [torch.tensor(tiny.processor.encode_reply(ex.reply_text)) for ex in examples]
     via_api = tiny.teacher_forced([collator.conversation(ex) for ex in examples], replies,
                                   batch["codes"], batch["code_lengths"], cfg)
-    torch.testing.assert_close(via_batch.talker.logprobs, via_api.logprobs)
-    assert via_batch.talker.mask.sum() == 6 + 9 + 12
+    torch.testing.assert_close(via_batch.logprobs, via_api.logprobs)
+    assert via_batch.mask.sum() == 6 + 9 + 12
     # Masked positions contribute nothing.
-    assert (via_batch.talker.logprobs[~via_batch.talker.mask] == 0).all()
+    assert (via_batch.logprobs[~via_batch.mask] == 0).all()

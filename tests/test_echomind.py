@@ -10,6 +10,7 @@ import soundfile as sf
 
 from sa_slm.data import load_manifest
 from sa_slm.errors import AudioError, SASLMError
+from sa_slm.talker.sampling import SamplingConfig
 from sa_slm.eval.echomind import (
     EchoMindError,
     EchoMindModel,
@@ -24,7 +25,7 @@ from sa_slm.eval.echomind import (
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "echomind_sample"
 SCRIPT_INFO = SAMPLE / "script_info.json"
 AUDIO_ROOT = SAMPLE / "audio"
-FAST = dict(seed=0, max_reply_tokens=8, max_new_codes=12)
+FAST = dict(seed=0, max_reply_tokens=8, sampling=SamplingConfig(max_new_codes=12))
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,8 @@ Talker prefix; we always add them (the upstream code's evident intent) and compa
 
 import torch
 
-from sa_slm.talker.rollout import sample_codes
+from sa_slm.pipeline import speaker_bos
 from sa_slm.talker.sampling import SamplingConfig
-from sa_slm.token2wav import decode_codes
 
 MAX_REPLY, MAX_CODES = 10, 30
 
@@ -41,18 +40,18 @@ def test_greedy_pipeline_matches_transformers(tiny, conversations):
 
     # Pick stop tokens from a first greedy pass so that both replies end with a stop token (transformers
     # drops the last token of a reply cut by max_new_tokens; we speak it) at different lengths.
-    probe = tiny.generate_replies(batch, max_new_tokens=MAX_REPLY)
+    probe = tiny.model.generate_replies(**batch, max_new_tokens=MAX_REPLY)
     thinker_eos = [tiny.processor.tokenizer.eos_token_id, int(probe[0][3]), int(probe[1][6])]
-    replies = tiny.generate_replies(batch, max_new_tokens=MAX_REPLY, eos_token_id=thinker_eos)
+    replies = tiny.model.generate_replies(**batch, max_new_tokens=MAX_REPLY, eos_token_id=thinker_eos)
     assert len({len(r) for r in replies}) == 2 and max(len(r) for r in replies) < MAX_REPLY
 
-    prefix, _ = tiny.talker_prefix(tiny.thinker_states(batch, replies), tiny.speaker_bos("Chelsie", 2))
-    probe_codes = sample_codes(tiny.model, prefix, SamplingConfig(do_sample=False, max_new_tokens=MAX_CODES))
+    conditioning = tiny.model.condition(tiny.model.thinker_states(**batch, reply_ids=replies),
+                                        speaker_bos(tiny.speakers, "Chelsie", 2))
+    greedy = SamplingConfig(do_sample=False, max_new_codes=MAX_CODES)
+    probe_codes = tiny.model.sample_codes(conditioning, greedy)
     stop_code = int(probe_codes.codes[1, 12])
     talker_eos = [tiny.model.talker.codec_pad_token, tiny.model.talker.codec_eos_token, stop_code]
-    ours = sample_codes(
-        tiny.model, prefix, SamplingConfig(do_sample=False, max_new_tokens=MAX_CODES), eos_ids=talker_eos
-    )
+    ours = tiny.model.sample_codes(conditioning, greedy, eos_ids=talker_eos)
 
     seqs, their_codes, their_wavs = _transformers_greedy(tiny, batch, thinker_eos, talker_eos)
 
@@ -68,6 +67,6 @@ def test_greedy_pipeline_matches_transformers(tiny, conversations):
     # (a) waveforms: transformers decodes row by row from the global RNG stream seeded with 123
     torch.manual_seed(123)
     for r in range(2):
-        wav = decode_codes(tiny.model, ours.audio_codes(r), tiny.speakers["Chelsie"])
+        wav = tiny.model.decode_codes([ours.audio_codes(r)], [tiny.speakers["Chelsie"]])[0]
         assert wav.shape == their_wavs[r].shape
         torch.testing.assert_close(wav, their_wavs[r].cpu(), rtol=0, atol=1e-5)

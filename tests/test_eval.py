@@ -12,6 +12,7 @@ from sa_slm.cli import main as cli_main
 from sa_slm.eval.config import EvalConfig, ModelEntry
 from sa_slm.eval.runner import run_eval
 from sa_slm.paths import CORPUS_DIR
+from sa_slm.talker.sampling import SamplingConfig
 
 
 class SummaryCells(HTMLParser):
@@ -53,7 +54,7 @@ def test_eval_cli_on_the_tiny_model_writes_wavs_jsonl_summary_and_a_matching_rep
             writer.add_scalar("train/loss", 5.0 / step, step)
     out = tmp_path / "run"
     assert cli_main(["eval", "--config", "configs/eval_tiny.yaml", f"output_dir={out}", "max_items=5",
-                     "max_codes=20", f"training_logs.stage1={logs}"]) == 0
+                     "sampling.max_new_codes=20", f"training_logs.stage1={logs}"]) == 0
     printed = capsys.readouterr().out
     assert f"report: {out / 'report' / 'index.html'}" in printed
     rows = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
@@ -96,7 +97,7 @@ def test_bad_items_are_reported_and_the_rest_evaluated(tmp_path):
     manifest = tmp_path / "eval.jsonl"
     manifest.write_text("".join(json.dumps(line) + "\n" for line in lines) + "{not json\n")
     cfg = EvalConfig(manifest=str(manifest), output_dir=str(tmp_path / "run"), models=[ModelEntry(name="tiny")],
-                     asr=None, critic=None, max_codes=10)
+                     asr=None, critic=None, sampling=SamplingConfig(max_new_codes=10))
     run = run_eval(cfg)
     rows = {r["id"]: r for r in (json.loads(x) for x in run.items.read_text().splitlines())}
     assert "gone.wav" in rows["r00_neutral"]["error"] and "file not found" in rows["r00_neutral"]["error"]
@@ -111,8 +112,9 @@ def test_bad_items_are_reported_and_the_rest_evaluated(tmp_path):
 
 def test_item_audio_does_not_depend_on_the_batch_and_resume_keeps_finished_items(tmp_path, tiny):
     def run(out, batch_size, **kw):
-        cfg = EvalConfig(output_dir=str(tmp_path / out), models=[ModelEntry(name="tiny")], asr=None, critic=None,
-                         max_items=3, max_codes=12, batch_size=batch_size, **kw)
+        cfg = EvalConfig(manifest=str(CORPUS_DIR / "manifest.jsonl"), output_dir=str(tmp_path / out),
+                         models=[ModelEntry(name="tiny")], asr=None, critic=None, max_items=3,
+                         sampling=SamplingConfig(max_new_codes=12), batch_size=batch_size, **kw)
         return run_eval(cfg, loaded={"tiny": tiny})
 
     batched, single = run("batched", 3), run("single", 1)

@@ -9,17 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from interrupt import kill_after_checkpoint
+from sa_slm import SASLM
 from sa_slm.bridge import IntentBridgeConfig
 from sa_slm.data import TeacherForcingCollator, load_manifest
-from sa_slm.model import SASLM
 from sa_slm.paths import CORPUS_DIR
-from sa_slm.sft.losses import reply_text_cross_entropy
-from sa_slm.sft.params import configure_trainable
-from sa_slm.talker.forward import teacher_forced_batch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
-import stage1  # noqa: E402
-from interrupt import kill_after_checkpoint  # noqa: E402
+from sa_slm.recipes import stage1
+from sa_slm.sft.objective import reply_text_cross_entropy, sft_loss
 
 MANIFEST = CORPUS_DIR / "manifest_codes.jsonl"
 
@@ -32,30 +28,37 @@ def bridged():
 
 @pytest.fixture(scope="module")
 def batch(bridged):
-    return TeacherForcingCollator(bridged)(load_manifest(MANIFEST)[:3])
+    return TeacherForcingCollator.for_model(bridged.model, bridged.processor, bridged.speakers)(load_manifest(MANIFEST)[:3])
+
+
+def _objective(saslm, batch):
+    out = saslm.model(**batch, with_logprobs=False, with_text_logits=True, sample_latent=False)
+    return sft_loss(out, batch, kl_weight=0.3, text_loss_weight=1.0, eos_id=saslm.model.reply_eos_id)
 
 
 def test_padding_does_not_change_any_loss(bridged, batch):
     torch.manual_seed(1)
-    a = bridged.model(**batch, kl_weight=0.3, text_loss_weight=1.0, sample_latent=False)
+    a = _objective(bridged, batch)
     noisy = dict(batch)
     noisy["codes"] = batch["codes"].clone()
     noisy["reply_ids"] = batch["reply_ids"].clone()
     for b in range(3):  # garbage after each row's end
         noisy["codes"][b, int(batch["code_lengths"][b]):] = 7
         noisy["reply_ids"][b, int(batch["reply_lengths"][b]):] = 42
-    b_ = bridged.model(**noisy, kl_weight=0.3, text_loss_weight=1.0, sample_latent=False)
-    for key in ("loss", "codec_loss", "kl", "text_loss"):
-        torch.testing.assert_close(a[key], b_[key])
+    b_ = _objective(bridged, noisy)
+    torch.testing.assert_close(a.loss, b_.loss)
+    for key in ("codec_loss", "kl", "text_loss"):
+        torch.testing.assert_close(a.terms[key], b_.terms[key])
 
 
 def test_reply_text_loss_equals_thinker_causal_lm_loss(bridged, batch):
     """Our reply-text CE on row 0 == transformers' causal-LM loss with labels on reply + EOS only."""
     one = {k: v[:1] for k, v in batch.items() if torch.is_tensor(v) and k not in ("input_features", "feature_attention_mask")}
     one["input_features"], one["feature_attention_mask"] = batch["input_features"][:1], batch["feature_attention_mask"][:1]
-    step = teacher_forced_batch(bridged.model, one, with_text_logits=True)
+    out = bridged.model(**one, with_logprobs=False, with_text_logits=True)
     eos = bridged.processor.tokenizer.eos_token_id
-    ours = reply_text_cross_entropy(step, one["reply_ids"], eos)
+    assert eos == bridged.model.reply_eos_id
+    ours = reply_text_cross_entropy(out.reply_text_logits, out.reply_text_mask, one["reply_ids"], one["reply_lengths"], eos)
     prompt = one["input_ids"][0][one["attention_mask"][0].bool()]
     reply = one["reply_ids"][0, : int(one["reply_lengths"][0])]
     ids = torch.cat([prompt, reply, torch.tensor([eos])])[None]
@@ -68,15 +71,15 @@ def test_reply_text_loss_equals_thinker_causal_lm_loss(bridged, batch):
 
 def test_freezing_per_stage(bridged):
     model = bridged.model
-    groups = configure_trainable(model, thinker_last_layers=0)
+    groups = model.set_trainable(thinker_last_layers=0)
     assert not groups["llm"] and not any(p.requires_grad for p in model.thinker.parameters())
     assert all(p.requires_grad for p in model.talker.parameters()) and all(p.requires_grad for p in model.intent_bridge.parameters())
     assert not any(p.requires_grad for p in model.token2wav.parameters())
-    groups = configure_trainable(model, thinker_last_layers=1)
+    groups = model.set_trainable(thinker_last_layers=1)
     last = model.thinker.model.language_model.layers[-1]
     assert {id(p) for p in groups["llm"]} == {id(p) for p in last.parameters()}
     assert not any(p.requires_grad for p in model.thinker.model.language_model.layers[0].parameters())
-    configure_trainable(model)  # leave the shared fixture as stage 1 would
+    model.set_trainable()  # leave the shared fixture as stage 1 would
 
 
 def _log(out: Path, step: int) -> list[dict]:
@@ -86,37 +89,52 @@ def _log(out: Path, step: int) -> list[dict]:
 STAGE1_ARGS = ["train.max_steps=16", "train.save_steps=4", "train.logging_steps=4", "train.save_total_limit=10"]
 
 
+@pytest.fixture(scope="module")
+def stage1_run(tmp_path_factory):
+    """One uninterrupted stage-1 run on the tiny corpus, shared by the tests below."""
+    out = tmp_path_factory.mktemp("stage1") / "straight"
+    assert stage1.main(["--config", "configs/stage1_tiny.yaml", f"output_dir={out}", *STAGE1_ARGS]) == 0
+    return out
+
+
 @pytest.mark.slow
-def test_stage1_then_stage2_and_kill_resume(tmp_path):
-    s1 = tmp_path / "stage1"
-    assert stage1.main(["--config", "configs/stage1_tiny.yaml", f"output_dir={s1}", *STAGE1_ARGS]) == 0
-    log = _log(s1, 16)
+def test_stage1_codec_loss_falls_while_the_kl_weight_ramps(stage1_run):
+    log = _log(stage1_run, 16)
     codec = [e["codec_loss"] for e in log if "codec_loss" in e]
     assert codec[-1] < codec[0] - 0.5  # the codec loss falls
-    assert [e["beta"] for e in log if "beta" in e][-1] > 0.4  # the KL weight ramped up to near beta_max
+    assert [e["kl_weight"] for e in log if "kl_weight" in e][-1] > 0.4  # the KL weight ramped up to near its max
 
+
+@pytest.mark.slow
+def test_stage1_sigkill_and_restart_reproduces_the_run(stage1_run, tmp_path):
     # Kill a second, identical run with SIGKILL once checkpoint 8 is complete; restart; compare.
     s1k = tmp_path / "stage1_killed"
-    cmd = [sys.executable, "stages/stage1.py", "--config", "configs/stage1_tiny.yaml", f"output_dir={s1k}", *STAGE1_ARGS]
+    cmd = [sys.executable, "-m", "sa_slm.recipes.stage1", "--config", "configs/stage1_tiny.yaml", f"output_dir={s1k}",
+           *STAGE1_ARGS]
     kill_after_checkpoint(cmd, s1k, 8)
     assert not (s1k / "metrics.json").exists()
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     assert json.loads((s1k / "metrics.json").read_text())["steps"] == 16
-    resumed = _log(s1k, 16)
+    log, resumed = _log(stage1_run, 16), _log(s1k, 16)
     assert [e["step"] for e in resumed] == [e["step"] for e in log]
     for a, b in zip(log, resumed):  # same losses after the resume as without the kill
         if "codec_loss" in a:
             assert a["codec_loss"] == pytest.approx(b["codec_loss"], rel=1e-5)
 
+
+@pytest.mark.slow
+def test_stage2_continues_from_stage1_with_the_thinker_and_text_loss(stage1_run, tmp_path):
     s2 = tmp_path / "stage2"
-    assert stage1.main(["--config", "configs/stage2_tiny.yaml", f"model={s1 / 'model'}", f"output_dir={s2}",
+    assert stage1.main(["--config", "configs/stage2_tiny.yaml", f"model={stage1_run / 'model'}", f"output_dir={s2}",
                         "train.max_steps=12", "train.save_steps=12", "train.logging_steps=4"]) == 0
+    codec = [e["codec_loss"] for e in _log(stage1_run, 16) if "codec_loss" in e]
     log2 = _log(s2, 12)
     codec2 = [e["codec_loss"] for e in log2 if "codec_loss" in e]
     assert codec2[0] < codec[0]  # stage 2 starts from the stage-1 weights
     assert all("text_loss" in e for e in log2 if "loss" in e)
     assert json.loads((s2 / "metrics.json").read_text())["trainable_llm_params"] > 0
     model = SASLM.from_pretrained(s2 / "model", device="cpu")
+    assert model.bridge.cfg.mode == "vib_adaln"  # `bridge: null` kept the stage-1 bridge
     result = model.generate(text="Hi", max_new_codes=6, seed=0)
     assert result.intent is not None and result.intent.shape[1] == 16
 

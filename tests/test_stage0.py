@@ -2,20 +2,17 @@
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
-import stage0  # noqa: E402
-
-from sa_slm.codec import SpeechTokenizer  # noqa: E402
+from sa_slm.codec import SpeechTokenizer
+from sa_slm.recipes import stage0
 
 
 @pytest.mark.slow
 def test_stage0_learns_codes(tmp_path):
     out = tmp_path / "stage0"
-    code = stage0.main(["--config", "configs/stage0_tiny.yaml", f"output_dir={out}", "bootstrap.samples_per_text=2",
+    code = stage0.main(["--config", "configs/stage0_tiny.yaml", f"output_dir={out}", "bootstrap.num_samples=2",
                         "train.max_steps=200", "train.save_steps=100", "round_trip_clips=4"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -39,7 +36,7 @@ def test_stage0_learns_codes(tmp_path):
     pairs = out / "bootstrap" / "pairs.jsonl"
     before = pairs.read_text()
     (out / "checkpoints" / "checkpoint-300").mkdir()
-    assert stage0.main(["--config", "configs/stage0_tiny.yaml", f"output_dir={out}", "bootstrap.samples_per_text=2",
+    assert stage0.main(["--config", "configs/stage0_tiny.yaml", f"output_dir={out}", "bootstrap.num_samples=2",
                         "train.max_steps=210", "train.save_steps=100", "round_trip_clips=1"]) == 0
     resumed = json.loads((out / "metrics.json").read_text())
     assert resumed["steps"] == 210 and pairs.read_text() == before
@@ -54,7 +51,7 @@ def test_stage0_under_deepspeed_zero3_two_processes(tmp_path):
     out = tmp_path / "stage0_z3"
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "stages/stage0.py",
-           "--config", "configs/stage0_tiny.yaml", f"output_dir={out}", "bootstrap.samples_per_text=1",
+           "--config", "configs/stage0_tiny.yaml", f"output_dir={out}", "bootstrap.num_samples=1",
            "train.max_steps=6", "train.save_steps=3", "round_trip_clips=1",
            "train.deepspeed=configs/deepspeed/zero3.json"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)

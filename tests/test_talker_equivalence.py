@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from sa_slm.model import SASLM
+from sa_slm import SASLM
 from sa_slm.talker.sampling import SamplingConfig
 
-SAMPLING = SamplingConfig(do_sample=True, temperature=0.9, top_k=40, top_p=0.8, max_new_tokens=24)
+SAMPLING = SamplingConfig(do_sample=True, temperature=0.9, top_k=40, top_p=0.8, max_new_codes=24)
 
 
 def _tf_rows(tiny, conversations, out):
@@ -39,7 +39,7 @@ def test_teacher_forced_logprobs_equal_sampled(tiny, conversations):
 
 def test_teacher_forced_logprobs_equal_greedy_with_eos(tiny, conversations):
     """Greedy log-probs agree too, and the argmax of the processed logits is the greedy code."""
-    greedy = SamplingConfig(do_sample=False, max_new_tokens=20)
+    greedy = SamplingConfig(do_sample=False, max_new_codes=20)
     out = tiny.rollouts(conversations, num_samples=1, sampling=greedy, decode=False)
     tf = tiny.teacher_forced(conversations, out.reply_ids, out.codes.codes, out.codes.num_steps, greedy)
     assert (tf.logprobs - out.codes.logprobs).abs().max() <= 1e-4
@@ -54,7 +54,7 @@ def test_teacher_forced_logprobs_equal_greedy_with_eos(tiny, conversations):
 
 
 def test_batched_rollouts_match_one_by_one(tiny, conversations):
-    greedy = SamplingConfig(do_sample=False, max_new_tokens=16)
+    greedy = SamplingConfig(do_sample=False, max_new_codes=16)
     batched = tiny.rollouts(conversations, num_samples=2, sampling=greedy, decode=False)
     for i, conv in enumerate(conversations):
         alone = tiny.rollouts([conv], num_samples=1, sampling=greedy, reply_ids=[batched.reply_ids[i]], decode=False)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .adaln import AdaLN
-from .config import IntentBridgeConfig
+from .config import PARAMETER_FREE_MODES, IntentBridgeConfig
 from .vib import VIBHead, masked_mean, reparameterise, token_kl
 
 
@@ -41,9 +41,17 @@ class IntentBridge(nn.Module):
             nn.init.zeros_(self.acoustic_proj.weight)
             nn.init.zeros_(self.acoustic_proj.bias)
 
-    def forward(self, hidden: torch.Tensor, embeds: torch.Tensor, sample: bool = False) -> BridgeOutput:
-        """hidden, embeds: (B, n, D) Thinker states of the reply tokens. sample: reparameterised z."""
-        mode = self.cfg.mode
+    def forward(self, hidden: torch.Tensor, embeds: torch.Tensor, sample: bool = False,
+                mode: str | None = None) -> BridgeOutput:
+        """hidden, embeds: (B, n, D) Thinker states of the reply tokens. sample: reparameterised z.
+
+        mode: the configured mode (None), or one of the parameter-free modes `add` (stock Qwen) and
+        `text` (the stage-3 anchor) whatever the configured one is.
+        """
+        mode = mode or self.cfg.mode
+        if mode not in (self.cfg.mode, *PARAMETER_FREE_MODES):
+            raise ValueError(f"conditioning mode {mode!r} needs weights this bridge ({self.cfg.mode}) does not have; "
+                             f"use {self.cfg.mode!r} or one of {', '.join(PARAMETER_FREE_MODES)}")
         if mode == "add":
             return BridgeOutput(hidden + embeds)
         if mode == "text":
@@ -55,12 +63,16 @@ class IntentBridge(nn.Module):
         z = reparameterise(mu, logvar) if sample else mu
         return BridgeOutput(self.adaln(embeds, z.to(embeds.dtype)), z, mu, logvar)
 
+    def token_kl(self, out: BridgeOutput) -> torch.Tensor | None:
+        """(B, n) KL of each token's posterior to this bridge's prior (None for modes without a latent)."""
+        if out.mu is None:
+            return None
+        return token_kl(out.mu, out.logvar, out.z, self.cfg.prior, self.cfg.alpha, self.cfg.sigma_p)
+
     def kl(self, out: BridgeOutput, mask: torch.Tensor) -> torch.Tensor:
         """Per-token KL to the prior, averaged over real reply tokens (0 for modes without a latent)."""
-        if out.mu is None:
-            return torch.zeros((), device=mask.device)
-        kl = token_kl(out.mu, out.logvar, out.z, self.cfg.prior, self.cfg.alpha, self.cfg.sigma_p)
-        return masked_mean(kl, mask)
+        kl = self.token_kl(out)
+        return torch.zeros((), device=mask.device) if kl is None else masked_mean(kl, mask)
 
     def acoustic(self, audio_states: torch.Tensor, audio_mask: torch.Tensor) -> torch.Tensor | None:
         """(B, S, D) projected audio-tower states at the user-audio positions (zero elsewhere), or None."""

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import ConfigError
+
 #: text: e_t (TTS-like) · add: h_t + e_t (stock Qwen) · adaln_h: AdaLN(e_t | h_t) · vib_adaln: AdaLN(e_t | z_t)
 CONDITIONING_MODES = ("text", "add", "adaln_h", "vib_adaln")
+#: Modes without weights, usable with any bridge: the stock path (`add`) and the stage-3 anchor (`text`).
+PARAMETER_FREE_MODES = ("add", "text")
 PRIORS = ("ou", "iid")
 ACOUSTIC_CONTEXTS = ("none", "audio_tower")
 
@@ -24,9 +28,12 @@ class IntentBridgeConfig:
         for name, value, allowed in (("mode", self.mode, CONDITIONING_MODES), ("prior", self.prior, PRIORS),
                                      ("acoustic_context", self.acoustic_context, ACOUSTIC_CONTEXTS)):
             if value not in allowed:
-                raise ValueError(f"unknown intent-bridge {name} {value!r}; choose one of {', '.join(allowed)}")
-        if not 0 <= self.alpha < 1 or self.sigma_p <= 0:
-            raise ValueError(f"OU prior needs 0 <= alpha < 1 and sigma_p > 0, got alpha={self.alpha}, sigma_p={self.sigma_p}")
+                raise ConfigError(f"unknown intent-bridge {name} {value!r}; choose one of {', '.join(allowed)}")
+        for name, value in (("latent_dim", self.latent_dim), ("vib_hidden", self.vib_hidden)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"intent-bridge {name} must be a positive integer, got {value!r}")
+        if not 0 <= self.alpha < 1 or not self.sigma_p > 0 or self.sigma_p == float("inf"):
+            raise ConfigError(f"OU prior needs 0 <= alpha < 1 and sigma_p > 0, got alpha={self.alpha}, sigma_p={self.sigma_p}")
 
     @property
     def has_latent(self) -> bool:

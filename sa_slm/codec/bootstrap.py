@@ -14,11 +14,15 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio import write_wav
-from ..processor import READ_ALOUD
+from ..pipeline import speak
+from ..processor import READ_ALOUD, Conversation, OmniProcessor, Turn
+from ..seeding import derive_seed
+from ..speakers import SpeakerBank
 from ..talker.sampling import SamplingConfig
+from ..token2wav import SAMPLE_RATE
 
 if TYPE_CHECKING:
-    from ..model import SASLM
+    from ..modeling import SASLMOmniModel
 
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "pairs.jsonl"
@@ -50,10 +54,10 @@ class BootstrapConfig:
 
     texts: list[str] = field(default_factory=lambda: list(DEFAULT_TEXTS))
     speakers: list[str] | None = None  # None: every speaker of the model
-    samples_per_text: int = 2
+    num_samples: int = 2  # code samples per (text, speaker)
     texts_per_batch: int = 8
     seed: int = 0
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_codes=600))
 
 
 def _read_done(manifest: Path) -> set[str]:
@@ -78,38 +82,46 @@ def _read_done(manifest: Path) -> set[str]:
     return done
 
 
-def bootstrap_pairs(saslm: "SASLM", out_dir: str | Path, cfg: BootstrapConfig, progress: bool = True) -> Path:
-    """Write `out_dir/pairs.jsonl` + `out_dir/wavs/*.wav` (24 kHz); skip items already there."""
+def bootstrap_pairs(model: "SASLMOmniModel", processor: OmniProcessor, speakers: SpeakerBank, out_dir: str | Path,
+                    cfg: BootstrapConfig, progress: bool = True) -> Path:
+    """Write `out_dir/pairs.jsonl` + `out_dir/wavs/*.wav` (24 kHz); skip items already there.
+
+    Item `<speaker>_<text index>_<k>` samples its codes from `derive_seed(seed, "bootstrap", k)` and its
+    Token2Wav noise from `derive_seed(seed, "token2wav", item id)`, so it is the same in every run.
+    """
     out_dir = Path(out_dir)
     (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
     manifest = out_dir / MANIFEST_NAME
     done = _read_done(manifest)
-    speakers = cfg.speakers or saslm.speakers.names
-    K = cfg.samples_per_text
-    todo = [(spk, t) for spk in speakers for t in range(len(cfg.texts))
+    names = cfg.speakers or speakers.names
+    K = cfg.num_samples
+    todo = [(spk, t) for spk in names for t in range(len(cfg.texts))
             if any(f"{spk}_{t:05d}_{k}" not in done for k in range(K))]
     bar = tqdm(total=len(todo) * K, desc="bootstrap pairs", unit="clip", disable=not progress)
-    seeds = [cfg.seed * 1000 + k for k in range(K)]
-    for spk in speakers:
+    seeds = [derive_seed(cfg.seed, "bootstrap", k) for k in range(K)]
+    for spk in names:
         items = [t for s, t in todo if s == spk]
         for start in range(0, len(items), cfg.texts_per_batch):
             chunk = items[start : start + cfg.texts_per_batch]
-            convs = [saslm.conversation(text=READ_ALOUD) for _ in chunk]
-            replies = [torch.tensor(saslm.processor.encode_reply(cfg.texts[t])) for t in chunk]
-            out = saslm.rollouts(convs, K, cfg.sampling, reply_ids=replies, speaker=spk, seeds=seeds,
-                                 decode_seed=cfg.seed)
-            rows = []
+            convs = [Conversation([Turn("user", READ_ALOUD)]) for _ in chunk]
+            replies = [torch.tensor(processor.encode_reply(cfg.texts[t])) for t in chunk]
+            spoken = speak(model, processor, speakers, convs, cfg.sampling, K, replies, speaker=spk, seeds=seeds)
+            rows, clips = [], []
             for r in range(len(chunk) * K):
                 t, k = chunk[r // K], r % K
                 item_id = f"{spk}_{t:05d}_{k}"
+                codes = spoken.codes.audio_codes(r)
                 if item_id in done:
                     continue
-                codes = out.codes.audio_codes(r)
                 if codes.numel() == 0:
                     log.warning("%s: the Talker stopped at once; no pair written", item_id)
                     continue
+                clips.append((item_id, t, codes))
+            wavs = model.decode_codes([c for _, _, c in clips], [speakers[spk]] * len(clips),
+                                      [derive_seed(cfg.seed, "token2wav", item_id) for item_id, _, _ in clips])
+            for (item_id, t, codes), wav in zip(clips, wavs):
                 wav_rel = f"wavs/{item_id}.wav"
-                write_wav(out_dir / wav_rel, out.waveforms[r].numpy(), out.sample_rate)
+                write_wav(out_dir / wav_rel, wav.numpy(), SAMPLE_RATE)
                 rows.append(json.dumps({"id": item_id, "user_text": READ_ALOUD, "reply_text": cfg.texts[t],
                                         "reply_audio": wav_rel, "reply_codes": codes.tolist(), "speaker": spk}))
             with open(manifest, "a", encoding="utf-8") as f:

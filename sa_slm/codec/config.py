@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..config import TORCH_DTYPES, ConfigError, check_choice, check_range
+from ..talker.sampling import SamplingConfig
 from ..training.config import TrainSection
 
 
@@ -11,12 +13,15 @@ from ..training.config import TrainSection
 class BootstrapSection:
     texts_file: str | None = None  # one text per line; None: built-in sentences + the real-speech manifest's replies
     speakers: list[str] | None = None  # None: every speaker of the base model
-    samples_per_text: int = 4
+    num_samples: int = 4  # code samples per (text, speaker)
     texts_per_batch: int = 8
-    max_codes: int = 600  # Talker budget per clip (50 codes/s)
-    temperature: float = 0.9
-    top_k: int = 40
-    top_p: float = 0.8
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_codes=600))
+
+    def __post_init__(self) -> None:
+        check_range("bootstrap.num_samples", self.num_samples, 1)
+        check_range("bootstrap.texts_per_batch", self.texts_per_batch, 1)
+        if not self.sampling.do_sample:
+            raise ConfigError("bootstrap.sampling.do_sample must be true: greedy decoding gives one pair per text")
 
 
 @dataclass
@@ -25,7 +30,15 @@ class TokenizerSection:
     num_layers: int = 6
     num_heads: int = 8
     dropout: float = 0.1
-    max_codes: int = 1500  # 30 s
+    max_codes: int = 1500  # longest input the tokenizer encodes in one piece, in codes (1500 = 30 s)
+
+    def __post_init__(self) -> None:
+        for key in ("hidden_size", "num_layers", "num_heads", "max_codes"):
+            check_range(f"tokenizer.{key}", getattr(self, key), 1)
+        check_range("tokenizer.dropout", self.dropout, 0.0, 1.0, high_open=True)
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"tokenizer.hidden_size ({self.hidden_size}) must be divisible by num_heads "
+                              f"({self.num_heads})")
 
 
 @dataclass
@@ -37,9 +50,18 @@ class Stage0Config:
     bootstrap: BootstrapSection = field(default_factory=BootstrapSection)
     tokenizer: TokenizerSection = field(default_factory=TokenizerSection)
     heldout_fraction: float = 0.125  # fraction of texts held out for code accuracy
-    real_speech_manifest: str | None = "data/tiny_corpus/manifest.jsonl"  # round-trip metrics on reply_audio
+    real_speech_manifest: str | None = None  # round-trip metrics on its reply_audio (and bootstrap texts)
     round_trip_clips: int = 8
     flow_matching_weight: float = 0.0  # > 0: add the frozen DiT's flow-matching loss on real speech
     flow_matching_manifest: str | None = None  # real speech for it (default: real_speech_manifest)
     flow_matching_speaker: str | None = None  # speaker vector fed to the DiT (default: the model's default)
     train: TrainSection = field(default_factory=TrainSection)
+
+    def __post_init__(self) -> None:
+        check_choice("dtype", self.dtype, TORCH_DTYPES)
+        check_range("heldout_fraction", self.heldout_fraction, 0.0, 1.0, high_open=True)
+        check_range("round_trip_clips", self.round_trip_clips, 0)
+        check_range("flow_matching_weight", self.flow_matching_weight, 0.0)
+        if self.flow_matching_weight > 0 and not (self.flow_matching_manifest or self.real_speech_manifest):
+            raise ConfigError("flow_matching_weight > 0 needs real speech: set flow_matching_manifest "
+                              "(or real_speech_manifest)")

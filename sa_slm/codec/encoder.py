@@ -145,10 +145,10 @@ class SpeechTokenizer(PreTrainedModel):
         """Codes produced for `num_samples` of audio (one per `samples_per_code`, rounded down)."""
         return num_samples // self.config.samples_per_code
 
-    def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor | None = None,
-                codes: torch.Tensor | None = None, code_lengths: torch.Tensor | None = None) -> dict:
-        """audio: (B, samples) at config.sample_rate, right-padded; returns logits (B, T, codebook) and,
-        with target `codes` (B, T'), the mean cross-entropy over valid code positions."""
+    def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """audio: (B, samples) at config.sample_rate, right-padded. Returns `logits` (B, T, codebook),
+        `code_mask` (B, T) True at real code positions, and `mel` (B, T * frames_per_code, n_mels), the
+        log-mel it encoded. Computes no loss (the objectives are in `codec/objectives.py`)."""
         B = audio.shape[0]
         if audio_lengths is None:
             audio_lengths = torch.full((B,), audio.shape[1], device=audio.device)
@@ -168,16 +168,7 @@ class SpeechTokenizer(PreTrainedModel):
         valid = torch.arange(T, device=x.device)[None] < n_codes[:, None]
         for block in self.blocks:
             x = block(x, valid)
-        logits = self.head(self.norm(x))
-        out = {"logits": logits, "code_mask": valid, "mel": mel}  # mel: (B, T * frames_per_code, n_mels)
-        if codes is not None:
-            lengths = code_lengths if code_lengths is not None else torch.full((B,), codes.shape[1], device=codes.device)
-            steps = min(T, codes.shape[1])
-            mask = valid[:, :steps] & (torch.arange(steps, device=x.device)[None] < lengths[:, None])
-            ce = nn.functional.cross_entropy(logits[:, :steps].transpose(1, 2), codes[:, :steps].clamp_min(0), reduction="none")
-            out["loss"] = (ce * mask).sum() / mask.sum().clamp_min(1)
-            out["accuracy"] = ((logits[:, :steps].argmax(-1) == codes[:, :steps]) & mask).sum() / mask.sum().clamp_min(1)
-        return out
+        return {"logits": self.head(self.norm(x)), "code_mask": valid, "mel": mel}
 
     @torch.no_grad()
     def encode(self, audio: torch.Tensor, audio_lengths: torch.Tensor | None = None) -> list[torch.Tensor]:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import jiwer
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..audio import load_audio
+from ..data.manifest import Example
+from ..metrics.wer import Transcriber, normalise_text
+from ..seeding import derive_seed
+from ..speakers import Speaker
 from .data import CodePairDataset, collate_pairs
 from .encoder import LogMel, SpeechTokenizer
 
 if TYPE_CHECKING:
-    from ..model import SASLM
+    from ..modeling import SASLMOmniModel
 
 
 @dataclass
@@ -54,13 +58,11 @@ class RoundTripReport:
 
 
 @torch.no_grad()
-def round_trip(tokenizer: SpeechTokenizer, saslm: "SASLM", wavs: list[torch.Tensor], speaker: str | None = None,
-               seed: int = 0, progress: bool = True, transcribe: Callable[[np.ndarray, int], str] | None = None,
+def round_trip(tokenizer: SpeechTokenizer, model: "SASLMOmniModel", speaker: Speaker, wavs: list[torch.Tensor],
+               seed: int = 0, progress: bool = True, transcribe: Transcriber | None = None,
                texts: list[str] | None = None) -> RoundTripReport:
-    """x → codes → Token2Wav audio → codes again, at the tokenizer's sample rate (24 kHz).
-
-    transcribe(wav, sample_rate) -> text: an ASR backend; with `texts`, the round trip's WER is reported.
-    """
+    """x → codes → Token2Wav audio (`model`'s decoder, `speaker`) → codes again, at the tokenizer's
+    sample rate (24 kHz). With a recogniser and `texts`, the round trip's corpus WER (normalised text)."""
     tokenizer.eval()
     mel = LogMel(tokenizer.config).to(tokenizer.device)
     l1, agree, n_codes, refs, hyps = [], 0, 0, [], []
@@ -69,7 +71,8 @@ def round_trip(tokenizer: SpeechTokenizer, saslm: "SASLM", wavs: list[torch.Tens
         codes = tokenizer.encode(wav)[0]
         if codes.numel() == 0:
             continue
-        resynth = saslm.decode(codes, speaker=speaker, seed=seed + i).to(tokenizer.device)[None]
+        resynth = model.decode_codes([codes], [speaker], [derive_seed(seed, "round trip", i)])[0]
+        resynth = resynth.to(tokenizer.device)[None]
         again = tokenizer.encode(resynth)[0]
         n = min(len(codes), len(again))
         agree += int((codes[:n] == again[:n]).sum())
@@ -78,7 +81,29 @@ def round_trip(tokenizer: SpeechTokenizer, saslm: "SASLM", wavs: list[torch.Tens
         frames = min(a.shape[1], b.shape[1])
         l1.append(float((a[:, :frames] - b[:, :frames]).abs().mean()))
         if transcribe is not None and texts is not None:
-            refs.append(texts[i])
-            hyps.append(transcribe(resynth[0].cpu().numpy(), tokenizer.config.sample_rate))
+            refs.append(normalise_text(texts[i]))
+            hyps.append(normalise_text(transcribe([resynth[0].cpu().numpy()], tokenizer.config.sample_rate)[0]))
     wer = jiwer.wer(refs, hyps) if refs else None
     return RoundTripReport(sum(l1) / max(len(l1), 1), agree / max(n_codes, 1), len(l1), wer)
+
+
+def evaluate_tokenizer(tokenizer: SpeechTokenizer, model: "SASLMOmniModel", speaker: Speaker,
+                       train: list[Example], heldout: list[Example], real: list[Example], clips: int,
+                       seed: int = 0) -> dict[str, float | int | None]:
+    """Stage 0's report: held-out code accuracy (against the majority-code baseline), the round trip of
+    held-out bootstrapped clips, and the round trip of real speech (`real`, may be empty)."""
+    metrics: dict[str, float | int | None] = {}
+    rate = tokenizer.config.sample_rate
+    if heldout:
+        acc = code_accuracy(tokenizer, CodePairDataset(heldout, rate), [ex.reply_codes for ex in train])
+        metrics.update(heldout_code_accuracy=acc.accuracy, chance_accuracy=acc.chance, heldout_codes=acc.codes)
+    wavs = [torch.from_numpy(load_audio(ex.reply_audio, rate)) for ex in heldout[:clips]]
+    own = round_trip(tokenizer, model, speaker, wavs, seed=seed)
+    metrics.update(self_round_trip_code_agreement=own.code_agreement, self_round_trip_mel_l1=own.mel_l1)
+    real = [ex for ex in real if ex.reply_audio][:clips]
+    if real:
+        wavs = [torch.from_numpy(load_audio(ex.reply_audio, rate)) for ex in real]
+        rt = round_trip(tokenizer, model, speaker, wavs, seed=seed)
+        metrics.update(real_round_trip_mel_l1=rt.mel_l1, real_round_trip_code_agreement=rt.code_agreement,
+                       real_round_trip_clips=rt.clips, real_round_trip_wer=rt.wer)  # None without an ASR
+    return metrics

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..training.trainer_utils import LoggedTermsTrainer
 from .flow_matching import flow_matching_loss
+from .objectives import code_cross_entropy
 
 
 @dataclass
@@ -34,15 +35,16 @@ class SpeechTokenizerTrainer(LoggedTermsTrainer):
         self.flow_matching = flow_matching
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        out = model(inputs["audio"], inputs["audio_lengths"], inputs["codes"], inputs["code_lengths"])
-        loss = out["loss"]
+        out = model(inputs["audio"], inputs["audio_lengths"])
+        ce, accuracy = code_cross_entropy(out["logits"], out["code_mask"], inputs["codes"], inputs["code_lengths"])
+        loss = ce
         if inputs["is_real"].any() and self.flow_matching is not None:
             fm = self._flow_matching(model, out, inputs)
             loss = loss + self.flow_matching.weight * fm
             self.record(model, fm_loss=fm)
         if not inputs["is_real"].all():
-            self.record(model, ce_loss=out["loss"], code_accuracy=out["accuracy"])
-        return (loss, out) if return_outputs else loss
+            self.record(model, ce_loss=ce, code_accuracy=accuracy)
+        return (loss, {"ce_loss": ce.detach()}) if return_outputs else loss
 
     def _flow_matching(self, model, out: dict, inputs: dict) -> torch.Tensor:
         """Mean flow-matching loss over the real-speech rows (logits and target mel from one forward)."""

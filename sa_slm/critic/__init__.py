@@ -1,6 +1,6 @@
 """The rubric critic: the model listens to a spoken reply and scores it, read from answer-token logits."""
 
-from .critic import CriticScores, RubricCritic, expected_scores
+from .critic import ClipScore, CriticScores, RubricCritic, expected_scores
 from .rubric import Rubric, RubricError, load_rubric
 
-__all__ = ["CriticScores", "RubricCritic", "expected_scores", "Rubric", "RubricError", "load_rubric"]
+__all__ = ["ClipScore", "CriticScores", "RubricCritic", "expected_scores", "Rubric", "RubricError", "load_rubric"]

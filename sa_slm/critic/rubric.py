@@ -9,9 +9,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import SASLMError
-from ..paths import PROJECT_ROOT
-
-RUBRIC_DIR = PROJECT_ROOT / "rubrics"
+from ..paths import RUBRIC_DIR
 QUESTION_FIELDS = {"reply_text", "instance_rubric", "dimension", "description"}
 INSTANCE_FIELDS = {"reply_text"}
 
@@ -62,7 +60,7 @@ def _fields(template: str) -> set[str]:
 
 
 def load_rubric(name_or_path: str | Path) -> Rubric:
-    """A rubric by name (rubrics/<name>.yaml) or by path, validated."""
+    """A rubric by name (a shipped `rubrics/<name>.yaml`) or by path, validated."""
     path = Path(name_or_path)
     if not path.suffix:
         path = RUBRIC_DIR / f"{name_or_path}.yaml"

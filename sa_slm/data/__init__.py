@@ -1,4 +1,5 @@
-from .collate import TeacherForcingCollator
+from .collate import PromptCollator, TeacherForcingCollator, example_conversation
 from .manifest import BadLine, Example, ExampleDataset, load_manifest, read_manifest
 
-__all__ = ["BadLine", "Example", "ExampleDataset", "TeacherForcingCollator", "load_manifest", "read_manifest"]
+__all__ = ["BadLine", "Example", "ExampleDataset", "PromptCollator", "TeacherForcingCollator", "example_conversation",
+           "load_manifest", "read_manifest"]

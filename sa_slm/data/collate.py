@@ -1,52 +1,60 @@
-"""Teacher-forcing batches from manifest examples: prompt tensors, reply tokens, codes, speakers."""
+"""Batches from manifest examples: dialogue contexts, teacher-forcing tensors, stage-3 prompts."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from ..errors import AudioError, EmptyReplyError, SpeakerError
-from ..processor import Conversation, Turn
+from ..processor import Conversation, OmniProcessor, Turn
+from ..speakers import SpeakerBank
 from .manifest import Example
 
-if TYPE_CHECKING:
-    from ..model import SASLM
+
+def example_conversation(processor: OmniProcessor, ex: Example) -> Conversation:
+    """The dialogue context of an example (history + the user turn, its audio loaded at 16 kHz)."""
+    try:
+        wav = None if ex.user_audio is None else processor.load_audio(ex.user_audio)
+    except AudioError as exc:
+        raise AudioError(f"{ex.source}: {exc}") from exc
+    turns = [Turn(r, t) for r, t in ex.history] + [Turn("user", ex.user_text or "", wav)]
+    return Conversation(turns, ex.system_prompt)
 
 
 class TeacherForcingCollator:
-    """Examples (with `reply_codes`) → a dict of tensors for `SASLM.teacher_forced_batch`.
+    """Examples (with `reply_codes`) → the keyword arguments of `SASLMOmniModel.forward`.
 
     Keys: input_ids, attention_mask (left-padded prompts), input_features, feature_attention_mask
     (when any example has user audio), reply_ids (B, n_max) + reply_lengths, codes (B, N_max, the
-    codec EOS appended) + code_lengths, speaker_bos (B,).
+    codec EOS appended, padded with the codec pad) + code_lengths, speaker_bos (B,).
     """
 
-    def __init__(self, saslm: "SASLM", require_codes: bool = True) -> None:
-        self.saslm = saslm
+    def __init__(self, processor: OmniProcessor, speakers: SpeakerBank, codec_eos_id: int, codec_pad_id: int,
+                 require_codes: bool = True) -> None:
+        self.processor, self.speakers = processor, speakers
+        self.codec_eos_id, self.codec_pad_id = codec_eos_id, codec_pad_id
         self.require_codes = require_codes
 
+    @classmethod
+    def for_model(cls, model, processor: OmniProcessor, speakers: SpeakerBank,
+                  require_codes: bool = True) -> "TeacherForcingCollator":
+        """With the codec EOS and pad ids of `model`'s Talker."""
+        return cls(processor, speakers, model.talker.codec_eos_token, model.talker.codec_pad_token, require_codes)
+
     def conversation(self, ex: Example) -> Conversation:
-        try:
-            wav = None if ex.user_audio is None else self.saslm.processor.load_audio(ex.user_audio)
-        except AudioError as exc:
-            raise AudioError(f"{ex.source}: {exc}") from exc
-        turns = [Turn(r, t) for r, t in ex.history] + [Turn("user", ex.user_text or "", wav)]
-        return Conversation(turns, ex.system_prompt)
+        return example_conversation(self.processor, ex)
 
     def speaker_bos(self, ex: Example) -> int:
         try:
-            return self.saslm.speakers[ex.speaker].bos_token
+            return self.speakers[ex.speaker].bos_token
         except SpeakerError as exc:
             raise SpeakerError(f"{ex.source}: {exc}") from exc
 
     def __call__(self, examples: list[Example]) -> dict[str, torch.Tensor]:
-        saslm = self.saslm
-        batch = dict(saslm.processor([self.conversation(ex) for ex in examples]))
+        batch = dict(self.processor([self.conversation(ex) for ex in examples]))
         replies = []
         for ex in examples:
-            ids = saslm.processor.encode_reply(ex.reply_text)
+            ids = self.processor.encode_reply(ex.reply_text)
             if not ids:
                 raise EmptyReplyError(f"{ex.source}: reply_text tokenises to nothing")
             replies.append(torch.tensor(ids))
@@ -57,8 +65,17 @@ class TeacherForcingCollator:
             missing = [ex.source for ex in examples if not ex.reply_codes]
             if missing:
                 raise ValueError(f"{', '.join(missing)}: no 'reply_codes'; run `sa-slm tokenize` on the manifest first")
-            eos = saslm.model.talker.codec_eos_token
-            codes = [torch.tensor(ex.reply_codes + [eos]) for ex in examples]
-            batch["codes"] = pad_sequence(codes, batch_first=True, padding_value=saslm.model.talker.codec_pad_token)
+            codes = [torch.tensor(ex.reply_codes + [self.codec_eos_id]) for ex in examples]
+            batch["codes"] = pad_sequence(codes, batch_first=True, padding_value=self.codec_pad_id)
             batch["code_lengths"] = torch.tensor([len(c) for c in codes])
         return batch
+
+
+class PromptCollator:
+    """Stage-3 prompts: the examples and their dialogue contexts (audio loaded in the data loader)."""
+
+    def __init__(self, processor: OmniProcessor) -> None:
+        self.processor = processor
+
+    def __call__(self, examples: list[Example]) -> dict:
+        return {"examples": examples, "conversations": [example_conversation(self.processor, ex) for ex in examples]}

@@ -61,7 +61,8 @@ from ..errors import AudioError, EmptyReplyError, SASLMError
 if TYPE_CHECKING:
     import torch
 
-    from ..model import SASLM
+    from ..facade import SASLM
+    from ..talker.sampling import SamplingConfig
 
 VOICE_TYPES = ("target", "neutral", "alternative")
 SPEAKER_TRAITS = {"male", "female", "child", "adult", "elderly"}
@@ -267,7 +268,7 @@ def echomind_system_prompt(mode: str | None, topic: str | None, spoken_info: str
 def _dtype(value: "str | torch.dtype | None"):
     if value is None or not isinstance(value, str):
         return value
-    from ..training.recipe import TORCH_DTYPES
+    from ..config import TORCH_DTYPES
 
     if value not in TORCH_DTYPES:
         raise EchoMindError(f"unknown dtype {value!r}; use {', '.join(sorted(TORCH_DTYPES))}")
@@ -283,7 +284,8 @@ class EchoMindModel:
     SASLM_SPEAKER / SASLM_ASR / SASLM_DTYPE fill speaker / asr / dtype when not given.
     device, dtype: only used when loading. seed: Talker sampling and Token2Wav noise seed, the same
     for every call (reproducible per input). asr: backend for response_audio_transcript (see module doc).
-    max_reply_tokens / max_new_codes: Thinker and Talker budgets (default: the checkpoint's config).
+    mode: None (the bridge as trained) or `add` (the stock path). max_reply_tokens: the Thinker budget;
+    sampling: the Talker's (its max_new_codes None: the checkpoint's budget).
     """
 
     def __init__(
@@ -292,18 +294,14 @@ class EchoMindModel:
         speaker: str | None = None,
         seed: int | None = 0,
         asr: str | None = None,
-        use_bridge: bool = True,
+        mode: str | None = None,
         device: "str | torch.device | None" = None,
         dtype: "str | torch.dtype | None" = None,
         max_reply_tokens: int | None = None,
-        max_new_codes: int | None = None,
-        do_sample: bool = True,
-        temperature: float = 0.9,
-        top_k: int = 40,
-        top_p: float = 0.8,
-        repetition_penalty: float = 1.05,
+        sampling: "SamplingConfig | None" = None,
     ) -> None:
-        from ..model import SASLM
+        from ..facade import SASLM
+        from ..talker.sampling import SamplingConfig
 
         if isinstance(model, argparse.Namespace):
             args = model
@@ -319,16 +317,15 @@ class EchoMindModel:
             model = SASLM.from_pretrained(model, device=device, dtype=_dtype(dtype))
         self.saslm = model
         self.saslm.speakers[speaker]  # fail fast on an unknown speaker
-        self.speaker, self.seed, self.use_bridge = speaker, seed, use_bridge
-        self.max_reply_tokens, self.max_new_codes = max_reply_tokens, max_new_codes
-        self.sampling_kwargs = dict(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
-                                    repetition_penalty=repetition_penalty)
+        self.speaker, self.seed, self.mode = speaker, seed, mode
+        self.max_reply_tokens = max_reply_tokens or model.config.max_reply_tokens
+        self.sampling = model.sampling(sampling or SamplingConfig())
         self.asr_spec = asr
         self._asr = None
         if asr:
             from ..asr import load_asr
 
-            self._asr = load_asr(asr, self.saslm)
+            self._asr = load_asr(asr, self.saslm.model, self.saslm.processor)
 
     def generate_audio(
         self,
@@ -344,7 +341,7 @@ class EchoMindModel:
 
         system_prompt: "" for none, None for the checkpoint's default. max_new_tokens: Thinker budget.
         """
-        from ..talker.sampling import SamplingConfig
+        from ..seeding import derive_seed
         from ..token2wav import SAMPLE_RATE
 
         if not isinstance(audio, (str, Path)) or not Path(audio).is_file():
@@ -355,19 +352,17 @@ class EchoMindModel:
         saslm = self.saslm
         conv = saslm.conversation(audio=str(audio), text=user_instruction or None, system_prompt=system_prompt)
         try:
-            reply_ids = saslm.generate_replies(saslm.encode_prompts([conv]),
-                                               max_new_tokens=max_new_tokens or self.max_reply_tokens)
+            reply_ids = saslm.model.generate_replies(**saslm.encode_prompts([conv]),
+                                                     max_new_tokens=max_new_tokens or self.max_reply_tokens)
         except EmptyReplyError as exc:
             warnings.warn(f"{audio}: {exc}; returning an empty response", stacklevel=2)
             return {"response_audio_transcript": "", "response_text": ""}
         reply = saslm.processor.decode(reply_ids[0]).strip()
         if not audio_output:
             return {"response_audio_transcript": reply, "response_text": reply}
-        sampling = SamplingConfig(**self.sampling_kwargs,
-                                  max_new_tokens=self.max_new_codes or saslm.config.max_codes)
-        seeds = None if self.seed is None else [self.seed]
-        out = saslm.rollouts([conv], 1, sampling, reply_ids, self.speaker, seeds=seeds, decode_seed=self.seed,
-                             use_bridge=self.use_bridge)
+        seeds = None if self.seed is None else [derive_seed(self.seed, "talker", 0)]
+        out = saslm.rollouts([conv], 1, self.sampling, reply_ids, self.speaker, seeds=seeds, decode_seed=self.seed,
+                             mode=self.mode)
         wav = out.waveforms[0].float().cpu().numpy()
         from ..audio import write_wav
 
@@ -476,10 +471,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {path}: {n} example(s)")
             else:
                 read_script_info(args.script_info)  # a bad file fails before a (slow) model load
+                from ..talker.sampling import SamplingConfig
+
                 model = EchoMindModel(args.model, speaker=args.speaker, seed=args.seed, asr=args.asr,
-                                      use_bridge=not args.no_bridge, device=args.device, dtype=args.dtype,
-                                      max_reply_tokens=args.max_reply_tokens, max_new_codes=args.max_new_codes,
-                                      do_sample=not args.greedy)
+                                      mode="add" if args.no_bridge else None, device=args.device, dtype=args.dtype,
+                                      max_reply_tokens=args.max_reply_tokens,
+                                      sampling=SamplingConfig(do_sample=not args.greedy,
+                                                              max_new_codes=args.max_new_codes))
                 rows = run_echomind(model, args.script_info, args.out, args.audio_root, args.voice_types,
                                     prompt=args.prompt, audio_output=not args.no_audio)
                 print(f"wrote {len(rows)} response(s) to {Path(args.out) / 'responses.jsonl'}")

@@ -14,34 +14,31 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..asr import load_asr
+from ..asr import check_asr_spec, load_asr
 from ..audio import load_audio, write_wav
-from ..bridge import IntentBridgeConfig
-from ..critic import RubricCritic
-from ..data.collate import TeacherForcingCollator
+from ..config import ConfigError, dump_config, torch_dtype
+from ..critic import RubricCritic, load_rubric
+from ..data.collate import example_conversation
 from ..data.manifest import BadLine, Example, read_manifest
+from ..errors import SASLMError
+from ..facade import SASLM
 from ..metrics import EmoAlign, clip_metrics
 from ..metrics.failures import failure
-from ..model import SASLM
-from ..processor import Conversation
-from ..talker.sampling import SamplingConfig
-from ..token2wav import SAMPLE_RATE, decode_codes_batch
-from ..training.config import ConfigError, dump_config
-from ..training.recipe import TORCH_DTYPES
+from ..processor import Conversation, OmniProcessor
+from ..seeding import derive_seed
+from ..token2wav import SAMPLE_RATE
 from .config import EvalConfig, ModelEntry
 from .report import file_stem, write_report
 from .summary import read_rows, summarise, summary_markdown
 
 log = logging.getLogger(__name__)
-REPLY_MODES = ("given", "generated")
-SOURCES = ("model", "reference")
 LABEL_KEYS = ("transcript", "emo_pred", "emo_reason")  # text that clip_metrics returns beside the numbers
 
 
@@ -64,25 +61,20 @@ class Spoken:
     error: str | None = None
 
 
-def _sampling(cfg: EvalConfig, saslm: SASLM) -> SamplingConfig:
-    return SamplingConfig(cfg.do_sample, cfg.temperature, cfg.top_k, cfg.top_p, cfg.repetition_penalty,
-                          cfg.max_codes or saslm.config.max_codes)
-
-
 def _speak(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, items: list[Spoken]) -> None:
     """Generate the replies of `items` in one batched call (fills text and wav in place).
 
     Every item uses the same Talker and Token2Wav seeds, so its audio does not depend on the batch.
     """
-    sampling = _sampling(cfg, saslm)
     replies = None
     if cfg.reply == "given":
         replies = [torch.tensor(saslm.processor.encode_reply(s.example.reply_text)) for s in items]
     speakers = [s.example.speaker or entry.speaker for s in items]
-    out = saslm.rollouts([s.conversation for s in items], 1, sampling, replies, speakers, seeds=[cfg.seed],
-                         decode=False, use_bridge=entry.use_bridge)
-    wavs = decode_codes_batch(saslm.model, [out.codes.audio_codes(r) for r in range(len(items))],
-                              [saslm.speakers[name] for name in speakers], [cfg.seed] * len(items))
+    out = saslm.rollouts([s.conversation for s in items], 1, cfg.sampling, replies, speakers,
+                         seeds=[derive_seed(cfg.seed, "talker", 0)], decode=False, mode=entry.mode)
+    wavs = saslm.model.decode_codes([out.codes.audio_codes(r) for r in range(len(items))],
+                                    [saslm.speakers[name] for name in speakers],
+                                    [derive_seed(cfg.seed, "token2wav", 0)] * len(items))
     for s, text, wav in zip(items, out.reply_texts, wavs):
         s.text, s.wav = text, wav.numpy()
 
@@ -90,11 +82,10 @@ def _speak(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, items: list[Spoken]
 def speak_items(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, examples: list[Example]) -> list[Spoken]:
     """Spoken replies of every example, `batch_size` prompts per call; a failing batch is retried item
     by item, so one bad item (unreadable audio, empty reply, unknown speaker) costs only itself."""
-    collator = TeacherForcingCollator(saslm, require_codes=False)
     spoken = [Spoken(ex) for ex in examples]
     for s in spoken:
         try:
-            s.conversation = collator.conversation(s.example)
+            s.conversation = example_conversation(saslm.processor, s.example)
             saslm.speakers[s.example.speaker or entry.speaker]
             if cfg.reply == "given" and not saslm.processor.encode_reply(s.example.reply_text):
                 raise ValueError("reply_text tokenises to nothing")
@@ -114,9 +105,9 @@ def speak_items(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, examples: list
     return spoken
 
 
-def read_references(examples: list[Example], collator: TeacherForcingCollator | None) -> list[Spoken]:
+def read_references(examples: list[Example], processor: OmniProcessor | None) -> list[Spoken]:
     """The manifest's own reply recordings as a column (`source: reference`): what the metrics say of
-    the ground truth. `collator` builds the dialogue contexts the critic needs (None: no critic)."""
+    the ground truth. `processor` builds the dialogue contexts the critic needs (None: no critic)."""
     spoken = []
     for ex in examples:
         s = Spoken(ex, text=ex.reply_text)
@@ -124,27 +115,29 @@ def read_references(examples: list[Example], collator: TeacherForcingCollator | 
             if ex.reply_audio is None:
                 raise ValueError(f"{ex.source}: no reply_audio to evaluate as the reference")
             s.wav = load_audio(ex.reply_audio, SAMPLE_RATE)
-            s.conversation = collator.conversation(ex) if collator is not None else None
+            s.conversation = example_conversation(processor, ex) if processor is not None else None
         except Exception as exc:  # noqa: BLE001 - recorded on the item's row
             s.error = failure("input", exc)
         spoken.append(s)
     return spoken
 
 
-def critic_metrics(critic: RubricCritic, spoken: list[Spoken]) -> list[dict[str, float | None]]:
-    """`critic_<dimension>` and `critic_utility` of each reply (None, with the reason logged, on failure)."""
+def critic_metrics(critic: RubricCritic, spoken: list[Spoken]) -> list[dict[str, float | str]]:
+    """`critic_<dimension>` and `critic_utility` of each reply, scored under the same per-clip failure
+    policy as stage 3's rubric rewards (`RubricCritic.score_clips`); a clip that fails gets `critic_error`."""
     out = []
     for s in tqdm(spoken, desc="critic", unit="clip"):
         try:
-            scores = critic.score(s.conversation, s.text, [s.wav], sample_rate=SAMPLE_RATE)
-            row = {f"critic_{name}": value for name, value in scores.as_dict()["scores"].items()}
-            row["critic_utility"] = float(scores.utility[0])
-            if not all(np.isfinite(v) for v in row.values()):
-                raise FloatingPointError("non-finite critic score")
-        except Exception as exc:  # noqa: BLE001
-            log.warning("%s: critic failed: %s", s.example.id, exc)
-            row = {"critic_error": failure("critic", exc)}
-        out.append(row)
+            scored = critic.score_clips(s.conversation, s.text, [s.wav], SAMPLE_RATE)
+        except Exception as exc:  # noqa: BLE001 - e.g. the instance rubric could not be written
+            out.append({"critic_error": failure("critic", exc)})
+            continue
+        clip = scored.results[0]
+        if clip is None:
+            log.warning("%s: critic failed: %s", s.example.id, scored.errors[0])
+            out.append({"critic_error": scored.errors[0]})
+            continue
+        out.append({**{f"critic_{name}": value for name, value in clip.scores.items()}, "critic_utility": clip.utility})
     return out
 
 
@@ -183,18 +176,14 @@ def evaluate_model(spoken: list[Spoken], entry: ModelEntry, cfg: EvalConfig, run
 
 
 def _check(cfg: EvalConfig) -> None:
-    if cfg.reply not in REPLY_MODES:
-        raise ConfigError(f"reply must be one of {', '.join(REPLY_MODES)}, not {cfg.reply!r}")
-    names = [m.name for m in cfg.models]
-    if not names:
-        raise ConfigError("models is empty: list at least one {name, path}")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"model names must be unique (they name columns and folders): {names}")
-    bad_sources = [m.source for m in cfg.models if m.source not in SOURCES]
-    if bad_sources:
-        raise ConfigError(f"model source must be one of {', '.join(SOURCES)}, not {bad_sources[0]!r}")
-    if cfg.batch_size < 1:
-        raise ConfigError("batch_size must be at least 1")
+    """What the schema cannot say, checked before any model loads."""
+    try:
+        if cfg.asr:
+            check_asr_spec(cfg.asr)
+        if cfg.critic is not None:
+            load_rubric(cfg.rubric)
+    except SASLMError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def run_eval(cfg: EvalConfig, loaded: dict[str, SASLM] | None = None) -> EvalRun:
@@ -214,7 +203,7 @@ def run_eval(cfg: EvalConfig, loaded: dict[str, SASLM] | None = None) -> EvalRun
                 and (run_dir / r["wav"]).is_file()}
     rows = [r for r in previous if (r["model"], r["id"]) in finished]
     emo = EmoAlign(cfg.emotion_model)
-    dtype = TORCH_DTYPES[cfg.dtype]
+    dtype = torch_dtype(cfg.dtype)
     judge = None
     if cfg.critic not in (None, "self"):
         judge = SASLM.from_pretrained(cfg.critic, device=cfg.device, dtype=dtype)
@@ -224,16 +213,18 @@ def run_eval(cfg: EvalConfig, loaded: dict[str, SASLM] | None = None) -> EvalRun
         if not todo:
             continue
         if entry.source == "reference":  # judged by the critic checkpoint only: there is no "self"
-            critic = RubricCritic(judge, cfg.rubric) if judge is not None else None
-            transcribe = load_asr(cfg.asr, judge) if cfg.asr and (cfg.asr != "model" or judge) else None
-            spoken = read_references(todo, TeacherForcingCollator(judge, require_codes=False) if judge else None)
+            critic = RubricCritic(judge.model, judge.processor, cfg.rubric) if judge is not None else None
+            transcribe = None
+            if cfg.asr and (cfg.asr != "model" or judge):
+                transcribe = load_asr(cfg.asr, *((judge.model, judge.processor) if judge else ()))
+            spoken = read_references(todo, judge.processor if judge else None)
         else:
             saslm = (loaded or {}).get(entry.name) or SASLM.from_pretrained(
-                entry.path, device=cfg.device, dtype=dtype, seed=cfg.seed,
-                bridge=IntentBridgeConfig(**asdict(entry.bridge)) if entry.bridge else None)
+                entry.path, device=cfg.device, dtype=dtype, seed=cfg.seed, bridge=entry.bridge)
             critic_model = saslm if cfg.critic == "self" else judge
-            critic = RubricCritic(critic_model, cfg.rubric) if critic_model is not None else None
-            transcribe = load_asr(cfg.asr, critic_model or saslm) if cfg.asr else None
+            critic = RubricCritic(critic_model.model, critic_model.processor, cfg.rubric) if critic_model else None
+            listener = critic_model or saslm
+            transcribe = load_asr(cfg.asr, listener.model, listener.processor) if cfg.asr else None
             spoken = speak_items(saslm, entry, cfg, todo)
         rows += evaluate_model(spoken, entry, cfg, run_dir, transcribe, critic, emo)
         _write_rows(items_path, rows)  # after each model: a crash later keeps what is done

@@ -6,11 +6,13 @@
 from .acoustic import ACOUSTIC_KEYS, acoustic_metrics, energy_stats, pitch_stats, rate_stats, speech_span
 from .clip import ClipMetrics, clip_metrics
 from .emotion import EmoAlign, EmotionScore, emotion_agreement, target_class
+from .failures import Isolated, isolate_failures
 from .units import METRIC_BETTER, METRIC_UNITS
-from .wer import WERResult, normalise_text, transcribe_and_score, word_error_rate
+from .wer import Transcriber, WERResult, normalise_text, transcribe_and_score, word_error_rate
 
 __all__ = [
-    "ACOUSTIC_KEYS", "METRIC_BETTER", "METRIC_UNITS", "ClipMetrics", "EmoAlign", "EmotionScore", "WERResult",
-    "acoustic_metrics", "clip_metrics", "emotion_agreement", "energy_stats", "normalise_text", "pitch_stats",
-    "rate_stats", "speech_span", "target_class", "transcribe_and_score", "word_error_rate",
+    "ACOUSTIC_KEYS", "METRIC_BETTER", "METRIC_UNITS", "ClipMetrics", "EmoAlign", "EmotionScore", "Isolated",
+    "Transcriber", "WERResult", "acoustic_metrics", "clip_metrics", "emotion_agreement", "energy_stats",
+    "isolate_failures", "normalise_text", "pitch_stats", "rate_stats", "speech_span", "target_class",
+    "transcribe_and_score", "word_error_rate",
 ]

@@ -7,10 +7,9 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..asr import Transcriber
 from .acoustic import acoustic_metrics
 from .emotion import EmoAlign
-from .wer import transcribe_and_score
+from .wer import Transcriber, transcribe_and_score
 
 ClipMetrics = dict[str, float | str | list[str] | None]
 

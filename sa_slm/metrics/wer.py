@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Protocol
 
 import jiwer
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..asr import Transcriber
-from .failures import failure
+from .failures import isolate_failures
 
 _NON_WORD = re.compile(r"[^\w']+")
 
@@ -38,6 +38,12 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return float(jiwer.wer(ref, hyp)) if hyp else 1.0
 
 
+class Transcriber(Protocol):
+    """What every ASR backend is: `transcribe(wavs, sample_rate) -> one text per clip`."""
+
+    def __call__(self, wavs: list[np.ndarray], sample_rate: int) -> list[str]: ...
+
+
 @dataclass
 class WERResult:
     """One clip's transcript and WER, or None for both with the reason the recogniser failed."""
@@ -57,28 +63,15 @@ def transcribe_and_score(
 ) -> list[WERResult]:
     """Transcribe the clips `batch_size` at a time and score each against its reference text.
 
-    A batch the recogniser fails on is retried clip by clip, so one bad clip only costs its own result.
+    The failure policy of `isolate_failures`: a batch the recogniser fails on is retried clip by clip,
+    so one bad clip only costs its own result (its `error` says why).
     """
     if len(wavs) != len(references):
         raise ValueError(f"{len(wavs)} clips but {len(references)} reference texts")
     results: list[WERResult] = []
     for start in tqdm(range(0, len(wavs), batch_size), desc="ASR", disable=not progress):
         chunk, refs = wavs[start:start + batch_size], references[start:start + batch_size]
-        try:
-            texts = _transcribe(transcribe, chunk, sample_rate)
-            results += [WERResult(t, word_error_rate(r, t)) for t, r in zip(texts, refs)]
-        except Exception:  # noqa: BLE001 - any recogniser failure: retry clip by clip
-            for wav, ref in zip(chunk, refs):
-                try:
-                    text = _transcribe(transcribe, [wav], sample_rate)[0]
-                    results.append(WERResult(text, word_error_rate(ref, text)))
-                except Exception as exc:  # noqa: BLE001
-                    results.append(WERResult(None, None, failure("asr", exc)))
+        texts = isolate_failures(lambda clips: transcribe(clips, sample_rate), chunk, "asr")
+        for text, error, ref in zip(texts.results, texts.errors, refs):
+            results.append(WERResult(None, None, error) if text is None else WERResult(str(text), word_error_rate(ref, str(text))))
     return results
-
-
-def _transcribe(transcribe: Transcriber, wavs: list[np.ndarray], sample_rate: int) -> list[str]:
-    texts = transcribe(wavs, sample_rate)
-    if len(texts) != len(wavs):
-        raise RuntimeError(f"the recogniser returned {len(texts)} transcripts for {len(wavs)} clips")
-    return [str(t) for t in texts]

@@ -9,7 +9,7 @@ codes c_0..c_{N-1} (the last one usually codec EOS), total length L+1+N:
     t = L+1+k  : C(c_{k-1}) + S_k        for k >= 1
     logits at L+1+k predict c_k
 
-with `R_j` the conditioned reply part of g_j (see conditioning.py) and the reply stream
+with `R_j` the conditioned reply part of g_j (formed by the intent bridge, `bridge/bridge.py`) and the reply stream
 `S_k = R_k` (k < n), `E(tts_text_end)` (k == n), `E(tts_text_pad)` (k > n). H is the Thinker's
 last-layer post-norm state, E its input embedding table, C the Talker's codec embedding table.
 Positions are explicit 3-row M-RoPE ids running 0.. over each row's real tokens.
@@ -32,7 +32,6 @@ class ThinkerStates:
 
     hidden: torch.Tensor  # (B, S, D) last-layer post-norm hidden states
     embeds: torch.Tensor  # (B, S, D) input embeddings, zeroed at multimodal placeholders
-    text_logits: torch.Tensor | None  # (B, S, vocab) when asked for
     prompt_lengths: torch.Tensor  # (B,) L_b
     reply_lengths: torch.Tensor  # (B,) n_b
     audio_states: torch.Tensor  # (B, S, D) audio-tower outputs at user-audio positions, else 0
@@ -54,11 +53,6 @@ class ThinkerStates:
         return gather(self.hidden), gather(self.embeds), mask
 
 
-def strip_padding(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
-    """Real tokens of each (left- or right-) padded row."""
-    return [ids[m.bool()] for ids, m in zip(input_ids, attention_mask)]
-
-
 def text_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """(3, B, S) M-RoPE position ids for text/audio rows: 0.. over real tokens, 1 at padding."""
     pos = attention_mask.long().cumsum(-1) - 1
@@ -72,7 +66,6 @@ def thinker_states(
     reply_ids: list[torch.Tensor],
     input_features: torch.Tensor | None = None,
     feature_attention_mask: torch.Tensor | None = None,
-    with_text_logits: bool = False,
 ) -> ThinkerStates:
     """One Thinker forward over right-padded `prompt + reply` rows."""
     for b, r in enumerate(reply_ids):
@@ -106,7 +99,6 @@ def thinker_states(
     return ThinkerStates(
         hidden=hidden,
         embeds=token_embeds * (~placeholders)[..., None].to(hidden.dtype),
-        text_logits=thinker.lm_head(hidden) if with_text_logits else None,
         prompt_lengths=torch.tensor([len(p) for p in prompt_ids], device=device),
         reply_lengths=torch.tensor([len(r) for r in reply_ids], device=device),
         audio_states=audio_states,

@@ -8,6 +8,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache, Qwen2_5OmniForConditionalGeneration
 
+from ..padding import left_pad
 from .layout import TalkerPrefix, stream_at, text_positions
 from .sampling import RowSampler, SamplingConfig, policy_logits, truncate
 from .teacher_forcing import codec_ids
@@ -20,23 +21,12 @@ class CodeRollouts:
     codes: torch.Tensor  # (R, T) generated ids incl. the terminating id, padded with codec pad
     num_steps: torch.Tensor  # (R,) generated steps incl. the terminating id
     lengths: torch.Tensor  # (R,) audio codes (terminating id excluded)
-    finished: torch.Tensor  # (R,) False where max_new_tokens cut the row
+    finished: torch.Tensor  # (R,) False where the Talker budget cut the row
     logprobs: torch.Tensor  # (R, T) policy log-probs recorded while sampling (0 at padding)
     prompt_index: torch.Tensor  # (R,)
 
     def audio_codes(self, r: int) -> torch.Tensor:
         return self.codes[r, : int(self.lengths[r])]
-
-
-def left_pad(rows: list[torch.Tensor], pad_value: float = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack (len_i, ...) rows left-padded → (B, P, ...) and mask (B, P)."""
-    width = max(len(r) for r in rows)
-    out = rows[0].new_full((len(rows), width, *rows[0].shape[1:]), pad_value)
-    mask = torch.zeros(len(rows), width, dtype=torch.long, device=rows[0].device)
-    for i, r in enumerate(rows):
-        out[i, width - len(r):] = r
-        mask[i, width - len(r):] = 1
-    return out, mask
 
 
 @torch.no_grad()
@@ -57,6 +47,7 @@ def sample_codes(
     talker = model.talker
     device = prefix.stream.device
     B, K = len(prefix.rows), num_samples
+    budget = sampling.budget
     eos_ids = eos_ids or [talker.codec_pad_token, talker.codec_eos_token]
     if sampling.do_sample and seeds is None:
         seeds = torch.randint(0, 2**62, (K,)).tolist()
@@ -74,12 +65,12 @@ def sample_codes(
 
     cache = DynamicCache(config=talker.config)
     out = talker(inputs_embeds=inputs, attention_mask=mask, position_ids=text_positions(mask),
-                 past_key_values=cache, use_cache=True)
+                 cache=cache, use_cache=True)
     next_pos = mask.sum(-1)  # (R,)
     finished = torch.zeros(R, dtype=torch.bool, device=device)
     codes, logprobs, num_steps = [], [], torch.zeros(R, dtype=torch.long, device=device)
-    bar = tqdm(total=sampling.max_new_tokens, desc="Talker codes", unit="step", disable=not progress, leave=False)
-    for k in range(sampling.max_new_tokens):
+    bar = tqdm(total=budget, desc="Talker codes", unit="step", disable=not progress, leave=False)
+    for k in range(budget):
         bar.update()
         logits = policy_logits(out.logits[:, -1], seen, sampling, suppress)
         if sampler is None:
@@ -93,12 +84,12 @@ def sample_codes(
         num_steps += (~finished).long()
         seen[torch.arange(R, device=device), code] = True
         finished |= torch.isin(code, eos)
-        if bool(finished.all()) or k + 1 == sampling.max_new_tokens:
+        if bool(finished.all()) or k + 1 == budget:
             break
         step = (embed_codec(code).to(inputs.dtype) + stream_at(stream, k + 1))[:, None]
         mask = torch.cat([mask, mask.new_ones(R, 1)], dim=1)
         out = talker(inputs_embeds=step, attention_mask=mask, position_ids=(next_pos + k).view(1, R, 1).expand(3, -1, -1),
-                     past_key_values=cache, use_cache=True)
+                     cache=cache, use_cache=True)
 
     bar.close()
     codes_t, logprobs_t = torch.stack(codes, 1), torch.stack(logprobs, 1)

@@ -9,28 +9,62 @@ applies for the Talker, so greedy codes equal transformers' greedy codes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import torch
 from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+from ..config import ConfigError
 
 NEVER_SEEN = torch.iinfo(torch.long).max
 
 
 @dataclass
 class SamplingConfig:
-    """Talker decoding knobs. Defaults are the released Qwen2.5-Omni values."""
+    """How the Talker samples codes: the one sampling schema of every stage, eval and generate config.
+
+    `max_new_codes` is the Talker budget (50 codes per second on the released models); None means the
+    model's own default (`SASLMConfig.max_new_codes`).
+    """
 
     do_sample: bool = True
     temperature: float = 0.9
-    top_k: int = 40
-    top_p: float = 0.8
+    top_k: int = 40  # 0: no top-k truncation
+    top_p: float = 0.8  # 1.0: no nucleus truncation
     repetition_penalty: float = 1.05
-    max_new_tokens: int = 4096
+    max_new_codes: int | None = None
+
+    def __post_init__(self) -> None:
+        for key, value, low, low_open, high in (("temperature", self.temperature, 0.0, True, None),
+                                                ("top_p", self.top_p, 0.0, True, 1.0),
+                                                ("repetition_penalty", self.repetition_penalty, 0.0, True, None)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < low or (low_open and value == low) or (high is not None and value > high):
+                bound = f"in (0, {high}]" if high is not None else "> 0"
+                raise ConfigError(f"sampling.{key}: {value!r} must be a finite number {bound}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ConfigError(f"sampling.top_k: {self.top_k!r} must be an integer >= 0 (0 disables top-k)")
+        if self.max_new_codes is not None and (isinstance(self.max_new_codes, bool) or
+                                               not isinstance(self.max_new_codes, int) or self.max_new_codes < 1):
+            raise ConfigError(f"sampling.max_new_codes: {self.max_new_codes!r} must be a positive integer "
+                             "(or null for the model's default)")
 
     @property
     def logprob_temperature(self) -> float:
         return self.temperature if self.do_sample else 1.0
+
+    def with_budget(self, default_max_new_codes: int) -> "SamplingConfig":
+        """This config with `max_new_codes` filled in from a model's default where it is None."""
+        if self.max_new_codes is not None:
+            return self
+        return replace(self, max_new_codes=default_max_new_codes)
+
+    @property
+    def budget(self) -> int:
+        if self.max_new_codes is None:
+            raise ValueError("sampling.max_new_codes is unset; resolve it with with_budget(model default) first")
+        return self.max_new_codes
 
 
 def first_seen_index(codes: torch.Tensor, lengths: torch.Tensor, vocab_size: int, always_seen: list[int]) -> torch.Tensor:

@@ -1,26 +1,22 @@
-"""Typed YAML configs: a dataclass is the schema, OmegaConf merges YAML and `key=value` overrides."""
+"""The `train:` section every stage config shares: Hugging Face `TrainingArguments` knobs, validated."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from transformers.trainer_utils import SchedulerType
 
-from ..errors import SASLMError
+from ..config import ConfigError, check_choice, check_range
 
-T = TypeVar("T")
-
-
-class ConfigError(SASLMError, ValueError):
-    """A config file or override that does not fit the schema."""
+SCHEDULERS = tuple(s.value for s in SchedulerType)
 
 
 @dataclass
 class TrainSection:
-    """Hugging Face `TrainingArguments` knobs every stage shares."""
+    """Knobs passed to `TrainingArguments`. `learning_rate` drives the optimizer of every stage (stages
+    1–2: the Talker + bridge group; the Thinker group has `llm_learning_rate`)."""
 
     learning_rate: float = 1e-5
     max_steps: int = -1
@@ -39,24 +35,42 @@ class TrainSection:
     eval_steps: int | None = None
     dataloader_num_workers: int = 0
     activation_checkpointing: bool = False
-    deepspeed: str | None = None  # path to a DeepSpeed JSON (configs/deepspeed/zero2.json, zero3.json)
+    deepspeed: str | None = None  # a DeepSpeed JSON, e.g. ${resource:configs/deepspeed/zero2.json}
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
 
+    def __post_init__(self) -> None:
+        check_range("train.learning_rate", self.learning_rate, 0.0, low_open=True)
+        check_choice("train.lr_scheduler_type", self.lr_scheduler_type, SCHEDULERS)
+        for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                    "logging_steps", "save_steps"):
+            check_range(f"train.{key}", getattr(self, key), 1)
+        if self.max_steps != -1:
+            check_range("train.max_steps", self.max_steps, 1)
+        check_range("train.num_train_epochs", self.num_train_epochs, 0.0, low_open=True)
+        check_range("train.warmup_steps", self.warmup_steps, 0.0)
+        check_range("train.weight_decay", self.weight_decay, 0.0)
+        check_range("train.max_grad_norm", self.max_grad_norm, 0.0)
+        check_range("train.dataloader_num_workers", self.dataloader_num_workers, 0)
+        if self.deepspeed is not None:
+            self.deepspeed_stage  # noqa: B018 - reads and checks the JSON now, before any model loads
 
-def load_config(schema: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
-    """YAML file + dotted overrides (`train.max_steps=10`) → a validated instance of `schema`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        merged = OmegaConf.merge(
-            OmegaConf.structured(schema), OmegaConf.load(path), OmegaConf.from_dotlist(overrides or [])
-        )
-        return OmegaConf.to_object(merged)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-
-
-def dump_config(cfg, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.structured(cfg), str(path))
+    @property
+    def deepspeed_stage(self) -> int | None:
+        """ZeRO stage of the DeepSpeed JSON (from `zero_optimization.stage`), None without DeepSpeed."""
+        if self.deepspeed is None:
+            return None
+        path = Path(self.deepspeed)
+        if not path.is_file():
+            raise ConfigError(f"train.deepspeed: {path} not found; give a DeepSpeed JSON "
+                              "(shipped: ${resource:configs/deepspeed/zero2.json} or zero3.json)")
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"train.deepspeed: {path} is not valid JSON ({exc})") from exc
+        stage = raw.get("zero_optimization", {}).get("stage", 0) if isinstance(raw, dict) else None
+        if not isinstance(stage, int) or stage not in (0, 1, 2, 3):
+            raise ConfigError(f"train.deepspeed: {path}: zero_optimization.stage must be 0, 1, 2 or 3, got {stage!r}")
+        if "optimizer" in raw:
+            raise ConfigError(f"train.deepspeed: {path} has an 'optimizer' section, which would replace the "
+                              "per-group learning rates with one; remove it")
+        return stage

@@ -1,15 +1,16 @@
-"""Trainer arguments from a TrainSection, and a resume point that skips torn checkpoints."""
+"""Shared Trainer machinery: arguments from a TrainSection, a resume point that skips torn checkpoints,
+loss terms logged across ranks, one optimizer with per-group learning rates."""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainingArguments
+from accelerate.utils import gather_object
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .config import TrainSection
@@ -57,12 +58,20 @@ def last_complete_checkpoint(output_dir: str | Path) -> str | None:
     return None
 
 
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+def merge_term_windows(windows: list[dict[str, tuple[float, int]]]) -> dict[str, float]:
+    """Per-rank {term: (sum, count)} → {term: mean over every value of every rank}."""
+    totals: dict[str, list[float]] = {}
+    for window in windows:
+        for name, (total, count) in window.items():
+            acc = totals.setdefault(name, [0.0, 0])
+            acc[0] += total
+            acc[1] += count
+    return {name: total / count for name, (total, count) in totals.items() if count}
 
 
 class LoggedTermsTrainer(Trainer):
-    """A Trainer that averages named loss terms over each logging window and logs them with the loss."""
+    """A Trainer that averages named loss terms over each logging window, across all ranks, and logs
+    them with the loss (every rank calls `log` together, so the window is gathered there)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -76,9 +85,9 @@ class LoggedTermsTrainer(Trainer):
 
     def log(self, logs: dict, *args, **kwargs) -> None:
         if "loss" in logs:
-            for name, values in self._terms.items():
-                if values:
-                    logs[name] = sum(values) / len(values)
+            window = {name: (sum(values), len(values)) for name, values in self._terms.items() if values}
+            windows = gather_object([window]) if self.args.world_size > 1 else [window]
+            logs.update(merge_term_windows(windows))
             self._terms.clear()
         super().log(logs, *args, **kwargs)
 

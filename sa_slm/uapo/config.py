@@ -4,34 +4,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..sft.config import BridgeSection
+from omegaconf import MISSING
+
+from ..bridge import IntentBridgeConfig
+from ..config import TORCH_DTYPES, check_choice, check_range
+from ..rewards import RewardSpec, WERGateSection
+from ..talker.sampling import SamplingConfig
 from ..training.config import TrainSection
 
 
 @dataclass
 class UAPOConfig:
     model: str = "tiny"  # the policy: usually the stage-2 output folder
-    dtype: str = "fp32"
+    dtype: str = "fp32"  # fp32 | bf16 | fp16 (Token2Wav always runs in fp32)
     output_dir: str = "outputs/stage3"
     seed: int = 0
-    prompts_manifest: str = "data/tiny_corpus/manifest.jsonl"  # dialogue contexts (+ reply_text, else the Thinker answers)
-    bridge: BridgeSection | None = None  # None: keep the model's own bridge settings
-    num_rollouts: int = 32  # K rollouts per prompt (paper: 32)
-    beta: float = 0.1  # UAPO inverse temperature on the implicit reward
+    prompts_manifest: str = MISSING  # dialogue contexts (+ reply_text, else the Thinker answers)
+    bridge: IntentBridgeConfig | None = None  # null: keep the checkpoint's bridge
+    num_samples: int = 32  # K rollouts per prompt (paper: 32)
+    beta: float = 0.1  # UAPO inverse temperature on the implicit reward r = log pi - log pi_ref
     margin_weighting: bool = False  # weight pairs by |u - u_anchor|
-    wer_threshold: float | None = 0.2  # utility 0 above this WER; null disables the gate
-    f0_variance_weight: float = 0.0  # mix the objective F0-variance reward into the utility (0..1)
-    emotion_model: str | None = None  # local emotion2vec folder (funasr extra): external emotion reward
-    emotion_reward_weight: float = 0.0  # mix P(target emotion) from emotion_model into the utility (0..1)
-    emotion_key: str = "emotion"  # manifest label with each prompt's target emotion
-    asr: str = "model"  # WER-gate recogniser: model | pocketsphinx | whisper:<path or id> | funasr:<model>
-    rubric: str = "expressive"
-    critic_model: str | None = None  # None: the policy judges itself; else another checkpoint (frozen)
-    temperature: float = 0.9
-    top_k: int = 40
-    top_p: float = 0.8
-    max_codes: int = 600
-    lr_speech: float = 1e-5
+    rewards: list[RewardSpec] = field(default_factory=lambda: [RewardSpec()])  # the utility's weighted rewards
+    wer_gate: WERGateSection = field(default_factory=WERGateSection)
+    rubric: str = "expressive"  # rubric of the `rubric` rewards: a shipped name or a YAML path
+    critic_model: str | None = None  # null: the (frozen reference of the) policy judges itself
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_codes=600))
+    max_reply_tokens: int = 256  # Thinker budget for prompts without reply_text
     audio_every: int = 50  # every N steps, write a few rollouts + the anchor under <output_dir>/checkpoints/rollout_audio
     audio_clips: int = 2
     train: TrainSection = field(default_factory=TrainSection)
+
+    def __post_init__(self) -> None:
+        check_choice("dtype", self.dtype, TORCH_DTYPES)
+        check_range("num_samples", self.num_samples, 1)
+        check_range("beta", self.beta, 0.0, low_open=True)
+        check_range("max_reply_tokens", self.max_reply_tokens, 1)
+        check_range("audio_every", self.audio_every, 0)
+        check_range("audio_clips", self.audio_clips, 0)

@@ -7,17 +7,18 @@ rollouts must beat.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from ..model import SASLM
-from ..processor import READ_ALOUD, Conversation, Turn
-from ..talker.forward import batch_thinker_states
-from ..talker.layout import TalkerPrefix, ThinkerStates, talker_prefix
-from ..talker.rollout import CodeRollouts, sample_codes
+from ..modeling import SASLMOmniModel
+from ..pipeline import encode_prompts, speak
+from ..processor import READ_ALOUD, Conversation, OmniProcessor, Turn
+from ..seeding import derive_seed
+from ..speakers import SpeakerBank
+from ..talker.layout import ThinkerStates
+from ..talker.rollout import CodeRollouts
 from ..talker.sampling import SamplingConfig
-
 
 
 @dataclass
@@ -32,37 +33,33 @@ class RolloutBatch:
     # teacher-forced passes of the policy and the reference: the Thinker runs only in the rollout phase.
     states: ThinkerStates
     speaker_bos: list[int]  # B Talker speaker ids
-    emotions: list[str | None] | None = None  # B target emotions (manifest label) for an emotion reward
+    labels: list[dict] = field(default_factory=list)  # B manifest label dicts (target emotion, ...)
+
+    def clip_codes(self, b: int) -> list[torch.Tensor]:
+        """Prompt b's K rollout code sequences, then its anchor's (EOS excluded)."""
+        K = self.num_samples
+        return [self.policy.audio_codes(b * K + k) for k in range(K)] + [self.anchor.audio_codes(b)]
 
 
-def anchor_prefix(model, states: ThinkerStates, speaker_bos: list[int]) -> TalkerPrefix:
-    """Context-free, intent-free Talker prefixes: conditioning `text` (reply_part = e_t)."""
-    _, embeds, mask = states.reply_slices()
-    return talker_prefix(model, states, embeds * mask[..., None], speaker_bos)
-
-
-def anchor_states(saslm: SASLM, reply_ids: list[torch.Tensor]) -> ThinkerStates:
+def anchor_states(model: SASLMOmniModel, processor: OmniProcessor, reply_ids: list[torch.Tensor]) -> ThinkerStates:
     """Thinker states of each reply after a plain read-aloud prompt."""
     convs = [Conversation([Turn("user", READ_ALOUD)]) for _ in reply_ids]
-    return batch_thinker_states(saslm.model, saslm.encode_prompts(convs), reply_ids)
+    return model.thinker_states(**encode_prompts(processor, model, convs), reply_ids=reply_ids)
 
 
 @torch.no_grad()
-def collect(saslm: SASLM, conversations: list[Conversation], reply_texts: list[str | None], num_samples: int,
-            sampling: SamplingConfig, seed: int, speaker: str | None = None) -> RolloutBatch:
-    """Replies (given, or the Thinker's greedy answer), K policy rollouts each, and the anchors."""
-    batch = saslm.encode_prompts(conversations)
-    replies: list[torch.Tensor | None] = [
-        torch.tensor(saslm.processor.encode_reply(t)) if t else None for t in reply_texts
-    ]
-    if any(r is None for r in replies):
-        generated = saslm.generate_replies(batch)
-        replies = [r if r is not None else g for r, g in zip(replies, generated)]
-    spk = saslm.speaker_bos(speaker, len(replies))
-    states = saslm.thinker_states(batch, replies)
-    prefix, _ = saslm.talker_prefix(states, spk)
-    policy = sample_codes(saslm.model, prefix, sampling, num_samples, [seed * 1009 + k for k in range(num_samples)])
-    anchor = sample_codes(saslm.model, anchor_prefix(saslm.model, anchor_states(saslm, replies), spk), sampling, 1,
-                          [seed * 1009 + num_samples])
-    return RolloutBatch(conversations, replies, [saslm.processor.decode(r) for r in replies], policy, anchor,
-                        num_samples, states, spk)
+def collect(model: SASLMOmniModel, processor: OmniProcessor, speakers: SpeakerBank, conversations: list[Conversation],
+            reply_texts: list[str | None], num_samples: int, sampling: SamplingConfig, seed: int,
+            speaker: str | None = None, max_reply_tokens: int = 256) -> RolloutBatch:
+    """Replies (given, or the Thinker's greedy answer), K policy rollouts each, and the anchors.
+
+    Rollout k draws from `derive_seed(seed, "rollout", k)`, the anchor from `derive_seed(seed, "anchor")`.
+    """
+    replies = [torch.tensor(processor.encode_reply(t)) if t else None for t in reply_texts]
+    spoken = speak(model, processor, speakers, conversations, sampling, num_samples, replies, speaker,
+                   seeds=[derive_seed(seed, "rollout", k) for k in range(num_samples)],
+                   max_reply_tokens=max_reply_tokens)
+    anchor = model.condition(anchor_states(model, processor, spoken.reply_ids), spoken.speaker_bos, mode="text")
+    anchor_codes = model.sample_codes(anchor, sampling, 1, [derive_seed(seed, "anchor")])
+    return RolloutBatch(conversations, spoken.reply_ids, [processor.decode(r) for r in spoken.reply_ids],
+                        spoken.codes, anchor_codes, num_samples, spoken.states, spoken.speaker_bos)

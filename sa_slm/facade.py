@@ -1,8 +1,8 @@
-"""SASLM: one object that loads Qwen2.5-Omni, generates replies and speech, and scores code sequences.
+"""SASLM: the user-facing facade: load, save, generate, score, decode.
 
-The pipeline is Thinker (reply text) → one Thinker forward over prompt + reply → Talker (codes,
-through `talker/`) → Token2Wav (24 kHz audio). The same Talker layout serves generation, batched
-rollouts and teacher forcing, so the three agree exactly.
+It bundles the policy (`SASLMOmniModel`), the processor and the speaker bank with the generation
+budgets saved beside a checkpoint, and strings the policy's steps together for one call. It is for
+users, the CLI, the demo and evaluation; library components take the narrow parts they need.
 """
 
 from __future__ import annotations
@@ -18,18 +18,17 @@ from torch.nn.utils.rnn import pad_sequence
 from transformers import Qwen2_5OmniConfig, WhisperFeatureExtractor
 
 from .audio import AudioInput
-from .errors import EmptyReplyError, InputTooLongError
+from .bridge import IntentBridgeConfig
+from .errors import EmptyReplyError, SASLMError
+from .modeling import SASLMOutput, SASLMOmniModel, with_bridge
+from .pipeline import encode_prompts, model_device, per_prompt, speak, speaker_bos
 from .presets import PRESETS, RELEASED_SPEAKER_BOS, build_random_model, quiet_config_check
 from .processor import Conversation, OmniProcessor, Turn
+from .seeding import derive_seed
 from .speakers import SPEAKER_FILE, SpeakerBank
-from .bridge import BridgeOutput, IntentBridgeConfig
-from .modeling import SASLMOmniModel, with_bridge
-from .talker.forward import TeacherForcedBatch, batch_thinker_states, bridged_prefix, teacher_forced_batch
-from .talker.layout import TalkerPrefix, ThinkerStates
-from .talker.rollout import CodeRollouts, sample_codes
+from .talker.rollout import CodeRollouts
 from .talker.sampling import SamplingConfig
-from .talker.teacher_forcing import TeacherForced
-from .token2wav import SAMPLE_RATE, decode_codes, decode_codes_batch
+from .token2wav import SAMPLE_RATE
 from .tokenizer import build_omni_tokenizer
 
 if TYPE_CHECKING:
@@ -42,8 +41,15 @@ SASLM_CONFIG_FILE = "sa_slm_config.json"
 class SASLMConfig:
     """Generation budgets saved next to the base model files (bridge settings live in config.json)."""
 
-    max_reply_tokens: int = 256  # Thinker reply budget for generate()
-    max_codes: int = 4096  # Talker budget (codes, 50 per second on the released models)
+    max_reply_tokens: int = 256  # Thinker reply budget
+    max_new_codes: int = 4096  # Talker budget (codes, 50 per second on the released models)
+
+    @classmethod
+    def from_json(cls, path: Path) -> "SASLMConfig":
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if "max_codes" in raw:  # the name this budget had before it was unified
+            raw["max_new_codes"] = raw.pop("max_codes")
+        return cls(**raw)
 
 
 @dataclass
@@ -74,33 +80,31 @@ class GenerationResult:
 
 
 class SASLM:
-    """A Qwen2.5-Omni model with the SA-SLM Talker pipeline."""
+    """A Qwen2.5-Omni model with the SA-SLM Talker pipeline, its processor and its speakers."""
 
-    def __init__(
-        self,
-        model: SASLMOmniModel,
-        processor: OmniProcessor,
-        speakers: SpeakerBank,
-        config: SASLMConfig | None = None,
-    ) -> None:
+    def __init__(self, model: SASLMOmniModel, processor: OmniProcessor, speakers: SpeakerBank,
+                 config: SASLMConfig | None = None) -> None:
         self.model = model.eval()
         self.processor = processor
         self.speakers = speakers
         self.config = config or SASLMConfig()
-        self.bridge = model.intent_bridge
+
+    @property
+    def bridge(self):
+        return self.model.intent_bridge
 
     # ---- loading and saving ------------------------------------------------------------------
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path: str | Path = "tiny",
+        name_or_path: str | Path,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         seed: int = 0,
         bridge: IntentBridgeConfig | None = None,
         **hub_kwargs,
     ) -> "SASLM":
-        """Load a preset (`tiny`, `random-3b`, `random-7b`), a local folder or a hub id.
+        """Load a preset (`tiny`, `random-3b`, `random-7b`: random weights), a local folder or a hub id.
 
         bridge: intent-bridge settings to use instead of the saved ones (a stock checkpoint has none:
         mode `add`); new bridge weights start at their (zero) initialisation.
@@ -109,6 +113,9 @@ class SASLM:
         if str(name_or_path) in PRESETS:
             return cls.random(str(name_or_path), device=device, dtype=dtype or torch.float32, seed=seed, bridge=bridge)
         path = str(name_or_path)
+        if Path(path).exists() and not (Path(path) / "config.json").is_file():
+            raise SASLMError(f"{path}: not a model folder (no config.json); give a folder written by "
+                             f"save_pretrained or a stage, a hub id, or a preset ({', '.join(PRESETS)})")
         with quiet_config_check():
             config = None
             if bridge is not None:
@@ -119,11 +126,8 @@ class SASLM:
         model.token2wav.float()
         processor = OmniProcessor.from_pretrained(path, **hub_kwargs)
         speakers = SpeakerBank.from_speaker_map(model.speaker_map)
-        config = SASLMConfig()
         local = Path(path) / SASLM_CONFIG_FILE
-        if local.is_file():
-            config = SASLMConfig(**json.loads(local.read_text()))
-        return cls(model, processor, speakers, config)
+        return cls(model, processor, speakers, SASLMConfig.from_json(local) if local.is_file() else SASLMConfig())
 
     @classmethod
     def random(cls, preset: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
@@ -135,7 +139,7 @@ class SASLM:
         speakers = SpeakerBank.random(RELEASED_SPEAKER_BOS, dit.enc_emb_dim, dit.mel_dim, seed=seed)
         model.speaker_map = {n: s.as_dict() for n, s in speakers.speakers.items()}
         tiny = preset == "tiny"
-        config = SASLMConfig(max_reply_tokens=16 if tiny else 256, max_codes=100 if tiny else 4096)
+        config = SASLMConfig(max_reply_tokens=16 if tiny else 256, max_new_codes=100 if tiny else 4096)
         return cls(model, processor, speakers, config)
 
     def save_pretrained(self, path: str | Path) -> Path:
@@ -156,7 +160,7 @@ class SASLM:
 
     @property
     def device(self) -> torch.device:
-        return self.model.thinker.get_input_embeddings().weight.device
+        return model_device(self.model)
 
     # ---- inputs ------------------------------------------------------------------------------
     def conversation(
@@ -175,48 +179,13 @@ class SASLM:
         return Conversation(turns, system_prompt)
 
     def encode_prompts(self, conversations: list[Conversation]) -> dict:
-        batch = self.processor(conversations)
-        limit = self.model.config.thinker_config.text_config.max_position_embeddings
-        if batch["input_ids"].shape[1] > limit:
-            raise InputTooLongError(f"prompt of {batch['input_ids'].shape[1]} tokens exceeds the model's {limit}")
-        return {k: v.to(self.device) for k, v in batch.items()}
+        return encode_prompts(self.processor, self.model, conversations)
 
-    # ---- the pipeline, step by step ----------------------------------------------------------
-    @torch.no_grad()
-    def generate_replies(self, batch: dict, max_new_tokens: int | None = None, do_sample: bool = False,
-                         eos_token_id: int | list[int] | None = None, allow_empty: bool = False,
-                         **gen_kwargs) -> list[torch.Tensor]:
-        """Thinker replies (token ids, EOS excluded) for an encoded prompt batch.
+    def sampling(self, sampling: SamplingConfig | None = None) -> SamplingConfig:
+        """`sampling` (default: SamplingConfig()) with this model's Talker budget where it has none."""
+        return (sampling or SamplingConfig()).with_budget(self.config.max_new_codes)
 
-        An empty reply raises EmptyReplyError (there would be nothing to speak) unless allow_empty.
-        """
-        thinker = self.model.thinker
-        eos = eos_token_id or thinker.generation_config.eos_token_id or self.processor.tokenizer.eos_token_id
-        eos = torch.tensor(eos if isinstance(eos, list) else [eos])
-        seqs = thinker.generate(
-            **batch, max_new_tokens=max_new_tokens or self.config.max_reply_tokens, do_sample=do_sample,
-            eos_token_id=eos.tolist(), pad_token_id=self.processor.tokenizer.pad_token_id, **gen_kwargs,
-        )[:, batch["input_ids"].shape[1]:].cpu()
-        replies = []
-        for b, row in enumerate(seqs):
-            stop = torch.isin(row, eos).nonzero()
-            reply = row[: int(stop[0])] if len(stop) else row
-            if reply.numel() == 0 and not allow_empty:
-                raise EmptyReplyError(f"prompt {b}: the model replied with end-of-text at once; nothing to speak")
-            replies.append(reply)
-        return replies
-
-    def thinker_states(self, batch: dict, reply_ids: list[torch.Tensor], with_text_logits: bool = False) -> ThinkerStates:
-        return batch_thinker_states(self.model, batch, reply_ids, with_text_logits)
-
-    def speaker_bos(self, speaker: str | Sequence[str] | None, n: int) -> list[int]:
-        """Talker text-bos id per row for one speaker name (or None: default) or one name per row."""
-        return [self.speakers[name].bos_token for name in _per_prompt(speaker, n)]
-
-    def talker_prefix(self, states: ThinkerStates, speaker_bos: list[int], use_bridge: bool = True,
-                      sample_latent: bool = False) -> tuple[TalkerPrefix, BridgeOutput]:
-        return bridged_prefix(self.model, states, speaker_bos, use_bridge, sample_latent)
-
+    # ---- the pipeline ------------------------------------------------------------------------
     @torch.no_grad()
     def rollouts(
         self,
@@ -224,34 +193,33 @@ class SASLM:
         num_samples: int = 1,
         sampling: SamplingConfig | None = None,
         reply_ids: list[torch.Tensor] | None = None,
-        speaker: str | Sequence[str] | None = None,
+        speaker: str | Sequence[str | None] | None = None,
         seeds: list[int] | None = None,
         decode: bool = True,
         decode_seed: int | None = None,
         progress: bool = False,
-        use_bridge: bool = True,
+        mode: str | None = None,
     ) -> SpeechRollouts:
         """One Thinker pass per prompt, K Talker samples per prompt in one batch, Token2Wav per sample.
 
         reply_ids: given replies (teacher-forced text) instead of Thinker-generated ones.
-        seeds: one per sample index k; decode_seed: Token2Wav noise seed (per rollout: seed + r).
+        seeds: one per sample index k; decode_seed: Token2Wav noise of rollout r from
+        `derive_seed(decode_seed, "token2wav", r)`. mode: None (the bridge), `add` (stock) or `text`.
         """
-        sampling = sampling or SamplingConfig(max_new_tokens=self.config.max_codes)
-        batch = self.encode_prompts(conversations)
-        reply_ids = reply_ids if reply_ids is not None else self.generate_replies(batch)
-        states = self.thinker_states(batch, reply_ids)
-        prefix, bridged = self.talker_prefix(states, self.speaker_bos(speaker, len(reply_ids)), use_bridge)
-        codes = sample_codes(self.model, prefix, sampling, num_samples, seeds, progress=progress)
-        intents = None if bridged.z is None else [z[:n].float().cpu() for z, n in zip(bridged.z, states.reply_lengths)]
-        out = SpeechRollouts(reply_ids, [self.processor.decode(r) for r in reply_ids], codes, intents=intents)
+        spoken = speak(self.model, self.processor, self.speakers, conversations, self.sampling(sampling), num_samples,
+                       reply_ids, speaker, seeds, mode, self.config.max_reply_tokens, progress)
+        codes = spoken.codes
+        z = spoken.conditioning.bridge.z
+        intents = None if z is None else [zb[:n].float().cpu() for zb, n in zip(z, spoken.states.reply_lengths)]
+        out = SpeechRollouts(spoken.reply_ids, [self.processor.decode(r) for r in spoken.reply_ids], codes,
+                             intents=intents)
         if decode:
-            names = _per_prompt(speaker, len(conversations))
+            names = per_prompt(speaker, len(conversations))
             rows = range(codes.codes.shape[0])
-            out.waveforms = decode_codes_batch(
-                self.model,
+            out.waveforms = self.model.decode_codes(
                 [codes.audio_codes(r) for r in rows],
                 [self.speakers[names[int(codes.prompt_index[r])]] for r in rows],
-                [None if decode_seed is None else decode_seed + r for r in rows],
+                [None if decode_seed is None else derive_seed(decode_seed, "token2wav", r) for r in rows],
             )
         return out
 
@@ -262,20 +230,15 @@ class SASLM:
         codes: torch.Tensor,
         lengths: torch.Tensor,
         sampling: SamplingConfig | None = None,
-        speaker: str | Sequence[str] | None = None,
-    ) -> TeacherForced:
+        speaker: str | Sequence[str | None] | None = None,
+        mode: str | None = None,
+    ) -> SASLMOutput:
         """Per-code logits and policy log-probs of given code sequences in one Thinker + one Talker pass."""
         batch = self.encode_prompts(conversations)
-        batch.update(
-            reply_ids=pad_sequence(reply_ids, batch_first=True), reply_lengths=torch.tensor([len(r) for r in reply_ids]),
-            codes=codes, code_lengths=lengths, speaker_bos=torch.tensor(self.speaker_bos(speaker, len(reply_ids))),
-        )
-        return self.teacher_forced_batch(batch, sampling).talker
-
-    def teacher_forced_batch(self, batch: dict, sampling: SamplingConfig | None = None, with_text_logits: bool = False,
-                             use_bridge: bool = True, sample_latent: bool = False) -> TeacherForcedBatch:
-        """Teacher forcing on a collated batch (see data.collate.TeacherForcingCollator)."""
-        return teacher_forced_batch(self.model, batch, sampling, with_text_logits, use_bridge, sample_latent)
+        return self.model(**batch, reply_ids=pad_sequence(reply_ids, batch_first=True).to(self.device),
+                          reply_lengths=torch.tensor([len(r) for r in reply_ids]), codes=codes, code_lengths=lengths,
+                          speaker_bos=torch.tensor(speaker_bos(self.speakers, speaker, len(reply_ids))),
+                          sampling=self.sampling(sampling), mode=mode)
 
     def score(
         self,
@@ -298,11 +261,12 @@ class SASLM:
         clips = list(reply_audio) if isinstance(reply_audio, (list, tuple)) else [reply_audio]
         wavs = [judge.processor.load_audio(c, sampling_rate) for c in clips]  # 16 kHz, errors name the file
         context = judge.conversation(context_audio, context_text)
-        return RubricCritic(judge, rubric).score(context, reply_text, wavs, sample_rate=judge.processor.sampling_rate)
+        return RubricCritic(judge.model, judge.processor, rubric).score(context, reply_text, wavs,
+                                                                        sample_rate=judge.processor.sampling_rate)
 
     def decode(self, codes: torch.Tensor, speaker: str | None = None, seed: int | None = None) -> torch.Tensor:
         """Audio codes → 24 kHz waveform with a chosen speaker."""
-        return decode_codes(self.model, codes, self.speakers[speaker], seed=seed)
+        return self.model.decode_codes([codes], [self.speakers[speaker]], [seed])[0]
 
     # ---- the one-call API --------------------------------------------------------------------
     def generate(
@@ -314,40 +278,36 @@ class SASLM:
         system_prompt: str | None = None,
         speaker: str | None = None,
         num_samples: int = 1,
-        do_sample: bool = True,
-        temperature: float = 0.9,
-        top_k: int = 40,
-        top_p: float = 0.8,
-        repetition_penalty: float = 1.05,
-        max_new_codes: int | None = None,
+        sampling: SamplingConfig | None = None,
         reply_text: str | None = None,
         seed: int | None = None,
         progress: bool = False,
-        use_bridge: bool = True,
+        mode: str | None = None,
+        **sampling_knobs,
     ) -> GenerationResult:
         """Answer user audio and/or text with reply text and `num_samples` spoken versions of it.
 
-        reply_text: speak this text instead of letting the Thinker answer (TTS-style use).
-        seed: makes the Talker samples and Token2Wav noise reproducible.
-        use_bridge: False speaks through the stock `h + e` path (A/B listening against the bridge).
+        sampling: the Talker's sampling (default SamplingConfig(); its knobs may also be given by name:
+        temperature=0.7, max_new_codes=200, ...). reply_text: speak this text instead of letting the
+        Thinker answer (TTS-style use). seed: makes the Talker samples and Token2Wav noise
+        reproducible. mode: `add` speaks through the stock `h + e` path (A/B listening against the bridge).
         """
         self.speakers[speaker]  # fail fast on an unknown speaker, before any compute
+        if sampling_knobs:
+            unknown = set(sampling_knobs) - set(SamplingConfig.__dataclass_fields__)
+            if unknown:
+                raise TypeError(f"generate() got unknown arguments {sorted(unknown)}")
+            sampling = SamplingConfig(**{**asdict(sampling or SamplingConfig()), **sampling_knobs})
         conv = self.conversation(audio, text, sampling_rate, history, system_prompt)
-        sampling = SamplingConfig(do_sample, temperature, top_k, top_p, repetition_penalty,
-                                  max_new_codes or self.config.max_codes)
         reply_ids = None
         if reply_text is not None:
             ids = self.processor.encode_reply(reply_text)
             if not ids:
                 raise EmptyReplyError("reply_text is empty; give the text to speak")
             reply_ids = [torch.tensor(ids)]
-        seeds = None if seed is None else [seed + k for k in range(num_samples)]
+        seeds = None if seed is None else [derive_seed(seed, "talker", k) for k in range(num_samples)]
         out = self.rollouts([conv], num_samples, sampling, reply_ids, speaker, seeds=seeds, decode_seed=seed,
-                            progress=progress, use_bridge=use_bridge)
+                            progress=progress, mode=mode)
         codes = [out.codes.audio_codes(r).cpu() for r in range(num_samples)]
         intent = out.intents[0] if out.intents else None
         return GenerationResult(out.reply_texts[0], [w.numpy() for w in out.waveforms], codes, intent=intent)
-
-
-def _per_prompt(speaker: str | Sequence[str] | None, n: int) -> list[str | None]:
-    return [speaker] * n if speaker is None or isinstance(speaker, str) else list(speaker)

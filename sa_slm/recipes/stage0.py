@@ -1,0 +1,103 @@
+"""Stage 0: train a speech tokenizer (audio -> Talker codes) on self-bootstrapped pairs.
+
+    python -m sa_slm.recipes.stage0 --config configs/stage0_tiny.yaml [key=value ...]
+    make stage0 CONFIG=configs/stage0_3b.yaml LAUNCH=accelerate
+
+Steps: (1) the base model synthesises (audio, codes) pairs, cached and resumable; (2) the tokenizer
+trains with the Hugging Face Trainer (DeepSpeed from the config), resuming from the last complete
+checkpoint; (3) held-out code accuracy and round-trip metrics go to <output_dir>/metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+from ..codec import SpeechTokenizer, SpeechTokenizerConfig
+from ..codec.bootstrap import DEFAULT_TEXTS, BootstrapConfig, bootstrap_pairs
+from ..codec.config import Stage0Config
+from ..codec.data import CodePairDataset, SpeechDataset, collate_pairs, split_by_text
+from ..codec.metrics import evaluate_tokenizer
+from ..codec.trainer import FlowMatchingObjective, SpeechTokenizerTrainer
+from ..config import ConfigError, dump_config, torch_dtype
+from ..data import load_manifest
+from ..data.manifest import Example
+from ..facade import SASLM
+from ..training.trainer_utils import last_complete_checkpoint, training_arguments
+from .common import recipe_main
+
+
+def bootstrap_texts(cfg: Stage0Config, real: list[Example]) -> list[str]:
+    """The texts file's lines, else the built-in sentences + the real-speech manifest's replies."""
+    if cfg.bootstrap.texts_file:
+        path = Path(cfg.bootstrap.texts_file)
+        if not path.is_file():
+            raise ConfigError(f"bootstrap.texts_file: {path} not found")
+        texts = [t.strip() for t in path.read_text(encoding="utf-8").splitlines()]
+        return [t for t in texts if t]
+    return list(DEFAULT_TEXTS) + sorted({ex.reply_text for ex in real} - set(DEFAULT_TEXTS))
+
+
+def run(cfg: Stage0Config) -> dict:
+    out = Path(cfg.output_dir)
+    real = load_manifest(cfg.real_speech_manifest) if cfg.real_speech_manifest else []
+    fm_speech = load_manifest(cfg.flow_matching_manifest) if cfg.flow_matching_manifest else real
+    texts = bootstrap_texts(cfg, real)
+    dump_config(cfg, out / "config.yaml")
+    # The frozen base model is built before the TrainingArguments: under ZeRO-3 these switch on
+    # partitioned construction (deepspeed.zero.Init) for every model created afterwards.
+    saslm = SASLM.from_pretrained(cfg.model, dtype=torch_dtype(cfg.dtype), seed=cfg.seed)
+    base = saslm.model
+    args = training_arguments(cfg.train, out / "checkpoints", cfg.seed)
+
+    b = cfg.bootstrap
+    with args.main_process_first(desc="bootstrap pairs"):
+        pairs = bootstrap_pairs(base, saslm.processor, saslm.speakers, out / "bootstrap", BootstrapConfig(
+            texts=texts, speakers=b.speakers, num_samples=b.num_samples, texts_per_batch=b.texts_per_batch,
+            seed=cfg.seed, sampling=saslm.sampling(b.sampling)))
+    examples = load_manifest(pairs, codebook_size=base.config.token2wav_config.dit_config.num_embeds)
+    train_ex, heldout_ex = split_by_text(examples, cfg.heldout_fraction, cfg.seed)
+
+    t = cfg.tokenizer
+    tok_cfg = SpeechTokenizerConfig.for_omni(base.config, hidden_size=t.hidden_size, num_layers=t.num_layers,
+                                             num_heads=t.num_heads, dropout=t.dropout, max_codes=t.max_codes)
+    torch.manual_seed(cfg.seed)
+    tokenizer = SpeechTokenizer(tok_cfg)
+    train_set = CodePairDataset(train_ex, tok_cfg.sample_rate)
+    heldout_set = CodePairDataset(heldout_ex, tok_cfg.sample_rate) if heldout_ex else None
+    flow_matching = None
+    if cfg.flow_matching_weight > 0:
+        train_set = torch.utils.data.ConcatDataset([train_set, SpeechDataset(fm_speech, tok_cfg.sample_rate)])
+        flow_matching = FlowMatchingObjective(base.token2wav.code2wav_dit_model,
+                                              saslm.speakers[cfg.flow_matching_speaker].cond, cfg.flow_matching_weight)
+    trainer = SpeechTokenizerTrainer(model=tokenizer, args=args, train_dataset=train_set, eval_dataset=heldout_set,
+                                     data_collator=collate_pairs, flow_matching=flow_matching)
+
+    result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
+
+    trainer.save_model(str(out / "tokenizer"))
+    metrics = {"train_loss": result.training_loss, "steps": result.global_step,
+               "train_pairs": len(train_ex), "heldout_pairs": len(heldout_ex)}
+    if trainer.is_world_process_zero():
+        # Evaluate the saved (gathered) weights on this process alone: a ZeRO-3 engine's partitioned
+        # model would wait for the other ranks at every forward.
+        unset_hf_deepspeed_config()
+        saved = SpeechTokenizer.from_pretrained(out / "tokenizer").to(args.device).eval()
+        metrics.update(evaluate_tokenizer(saved, base, saslm.speakers[None], train_ex, heldout_ex, real,
+                                          cfg.round_trip_clips, seed=cfg.seed))
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        print(json.dumps(metrics, indent=2))
+        print(f"speech tokenizer saved to {out / 'tokenizer'}")
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    return recipe_main(Stage0Config, run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
