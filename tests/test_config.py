@@ -6,7 +6,6 @@ import zlib
 
 import numpy as np
 import pytest
-import torch
 
 from sa_slm import SASLM
 from sa_slm.config import ConfigError, load_config
