@@ -61,10 +61,15 @@ class BootstrapConfig:
 
 
 def _read_done(manifest: Path) -> set[str]:
-    """Ids already written; a torn last line (killed mid-write) is dropped from the file."""
+    """Ids already written; a torn last line (killed mid-write) is dropped from the file.
+
+    The file is rewritten only when it needs that repair, and then atomically: other processes of a
+    distributed run read it while this one checks it.
+    """
     if not manifest.is_file():
         return set()
-    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+    text = manifest.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
     done, keep = set(), []
     for i, line in enumerate(lines):
         try:
@@ -78,7 +83,10 @@ def _read_done(manifest: Path) -> set[str]:
             line += "\n"
         keep.append(line)
         done.add(obj["id"])
-    manifest.write_text("".join(keep), encoding="utf-8")
+    if "".join(keep) != text:
+        tmp = manifest.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(keep), encoding="utf-8")
+        os.replace(tmp, manifest)
     return done
 
 
