@@ -18,7 +18,7 @@ from .audio import resample
 from .errors import SASLMError
 from .metrics.wer import Transcriber
 from .pipeline import encode_prompts
-from .processor import Conversation, OmniProcessor, Turn
+from .processor import Conversation, OmniProcessor
 
 if TYPE_CHECKING:
     from .modeling import SASLMOmniModel
@@ -36,7 +36,7 @@ class ModelASR:
     @torch.no_grad()
     def __call__(self, wavs: list[np.ndarray], sample_rate: int) -> list[str]:
         p = self.processor
-        convs = [Conversation([Turn("user", TRANSCRIBE_PROMPT, p.load_audio(w, sampling_rate=sample_rate))]) for w in wavs]
+        convs = [Conversation.user(TRANSCRIBE_PROMPT, p.load_audio(w, sampling_rate=sample_rate)) for w in wavs]
         batch = encode_prompts(p, self.model, convs)
         ids = self.model.generate_replies(**batch, max_new_tokens=self.max_new_tokens, allow_empty=True)
         return [p.decode(i).strip() for i in ids]

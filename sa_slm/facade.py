@@ -23,7 +23,7 @@ from .errors import EmptyReplyError, SASLMError
 from .modeling import SASLMOutput, SASLMOmniModel, with_bridge
 from .pipeline import encode_prompts, model_device, per_prompt, speak, speaker_bos
 from .presets import PRESETS, RELEASED_SPEAKER_BOS, build_random_model, quiet_config_check
-from .processor import Conversation, OmniProcessor, Turn
+from .processor import Conversation, OmniProcessor
 from .seeding import derive_seed
 from .speakers import SPEAKER_FILE, SpeakerBank
 from .talker.rollout import CodeRollouts
@@ -175,8 +175,7 @@ class SASLM:
         if audio is None and not text:
             raise ValueError("give user audio, user text, or both")
         wav = None if audio is None else self.processor.load_audio(audio, sampling_rate)
-        turns = [Turn(role, t) for role, t in history] + [Turn("user", text or "", wav)]
-        return Conversation(turns, system_prompt)
+        return Conversation.user(text, wav, history, system_prompt)
 
     def encode_prompts(self, conversations: list[Conversation]) -> dict:
         return encode_prompts(self.processor, self.model, conversations)

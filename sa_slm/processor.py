@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -40,6 +41,12 @@ class Turn:
 class Conversation:
     turns: list[Turn] = field(default_factory=list)
     system_prompt: str | None = None
+
+    @classmethod
+    def user(cls, text: str | None = None, audio: np.ndarray | None = None, history: Sequence[tuple[str, str]] = (),
+             system_prompt: str | None = None) -> "Conversation":
+        """A user turn (text and/or 16 kHz audio) after optional (role, text) history turns."""
+        return cls([Turn(role, t) for role, t in history] + [Turn("user", text or "", audio)], system_prompt)
 
 
 def audio_token_count(feature_frames: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..audio import write_wav
 from ..pipeline import speak
-from ..processor import READ_ALOUD, Conversation, OmniProcessor, Turn
+from ..processor import READ_ALOUD, Conversation, OmniProcessor
 from ..seeding import derive_seed
 from ..speakers import SpeakerBank
 from ..talker.sampling import SamplingConfig
@@ -111,7 +111,7 @@ def bootstrap_pairs(model: "SASLMOmniModel", processor: OmniProcessor, speakers:
         items = [t for s, t in todo if s == spk]
         for start in range(0, len(items), cfg.texts_per_batch):
             chunk = items[start : start + cfg.texts_per_batch]
-            convs = [Conversation([Turn("user", READ_ALOUD)]) for _ in chunk]
+            convs = [Conversation.user(READ_ALOUD) for _ in chunk]
             replies = [torch.tensor(processor.encode_reply(cfg.texts[t])) for t in chunk]
             spoken = speak(model, processor, speakers, convs, cfg.sampling, K, replies, speaker=spk, seeds=seeds)
             rows, clips = [], []

@@ -94,16 +94,18 @@ def evaluate_tokenizer(tokenizer: SpeechTokenizer, model: "SASLMOmniModel", spea
     held-out bootstrapped clips, and the round trip of real speech (`real`, may be empty)."""
     metrics: dict[str, float | int | None] = {}
     rate = tokenizer.config.sample_rate
+
+    def clips_of(examples: list[Example]) -> list[torch.Tensor]:
+        return [torch.from_numpy(load_audio(ex.reply_audio, rate)) for ex in examples]
+
     if heldout:
         acc = code_accuracy(tokenizer, CodePairDataset(heldout, rate), [ex.reply_codes for ex in train])
         metrics.update(heldout_code_accuracy=acc.accuracy, chance_accuracy=acc.chance, heldout_codes=acc.codes)
-    wavs = [torch.from_numpy(load_audio(ex.reply_audio, rate)) for ex in heldout[:clips]]
-    own = round_trip(tokenizer, model, speaker, wavs, seed=seed)
+    own = round_trip(tokenizer, model, speaker, clips_of(heldout[:clips]), seed=seed)
     metrics.update(self_round_trip_code_agreement=own.code_agreement, self_round_trip_mel_l1=own.mel_l1)
     real = [ex for ex in real if ex.reply_audio][:clips]
     if real:
-        wavs = [torch.from_numpy(load_audio(ex.reply_audio, rate)) for ex in real]
-        rt = round_trip(tokenizer, model, speaker, wavs, seed=seed)
+        rt = round_trip(tokenizer, model, speaker, clips_of(real), seed=seed)
         metrics.update(real_round_trip_mel_l1=rt.mel_l1, real_round_trip_code_agreement=rt.code_agreement,
                        real_round_trip_clips=rt.clips, real_round_trip_wer=rt.wer)  # None without an ASR
     return metrics

@@ -177,8 +177,7 @@ class RubricCritic:
 
         def batch(clips: list) -> list[ClipScore]:
             s = self.score(context, reply_text, clips, sample_rate=sample_rate, instance_rubric=instance)
-            return [ClipScore({d: float(s.scores[k, i]) for i, d in enumerate(s.dimensions)}, float(s.utility[k]))
-                    for k in range(len(clips))]
+            return [ClipScore(row["scores"], row["utility"]) for row in map(s.as_dict, range(len(clips)))]
 
         def finite(c: ClipScore) -> str | None:
             values = [c.utility, *c.scores.values()]

@@ -6,7 +6,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from ..errors import AudioError, EmptyReplyError, SpeakerError
-from ..processor import Conversation, OmniProcessor, Turn
+from ..processor import Conversation, OmniProcessor
 from ..speakers import SpeakerBank
 from .manifest import Example
 
@@ -17,8 +17,7 @@ def example_conversation(processor: OmniProcessor, ex: Example) -> Conversation:
         wav = None if ex.user_audio is None else processor.load_audio(ex.user_audio)
     except AudioError as exc:
         raise AudioError(f"{ex.source}: {exc}") from exc
-    turns = [Turn(r, t) for r, t in ex.history] + [Turn("user", ex.user_text or "", wav)]
-    return Conversation(turns, ex.system_prompt)
+    return Conversation.user(ex.user_text, wav, ex.history, ex.system_prompt)
 
 
 class TeacherForcingCollator:

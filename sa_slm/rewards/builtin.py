@@ -20,7 +20,8 @@ class RubricReward(Reward):
     """The rubric critic's rubric-weighted mean over `dimensions` (default: all of them).
 
     Every rubric reward on one critic shares one scoring pass per prompt (its result is cached on the
-    `RewardInput`); the failure policy is `RubricCritic.score_clips`'. Logs `critic_<dimension>`.
+    `RewardInput`, and its failures reported by each reward are logged once by the utility); the
+    failure policy is `RubricCritic.score_clips`'. Logs `critic_<dimension>`.
     """
 
     def __init__(self, name: str, weight: float, critic: RubricCritic, dimensions: list[str] | None = None) -> None:
@@ -43,9 +44,7 @@ class RubricReward(Reward):
         values = [None if c is None else sum(w * c.scores[d] for d, w in self.weights.items()) / total
                   for c in clips.results]
         stats = {f"critic_{d}": [c.scores[d] for c in clips.results if c is not None] for d in self.dimensions}
-        failures = [] if inp.cache.get((key, "reported")) else clips.reasons  # report a shared pass once
-        inp.cache[(key, "reported")] = True
-        return RewardResult(values, failures, stats)
+        return RewardResult(values, list(clips.reasons), stats)
 
 
 class F0VarianceReward(Reward):

@@ -92,6 +92,7 @@ class RewardUtility:
                     usable[k] = False
                 else:
                     weighted[k] += reward.weight * float(value)
+        failures = list(dict.fromkeys(failures))  # rewards sharing one pass (the critic's) report it once
         if total == 0:
             failures.append("no reward applies to this prompt; clips dropped")
             return [None] * n, logged, failures

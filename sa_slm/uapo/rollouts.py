@@ -13,7 +13,7 @@ import torch
 
 from ..modeling import SASLMOmniModel
 from ..pipeline import encode_prompts, speak
-from ..processor import READ_ALOUD, Conversation, OmniProcessor, Turn
+from ..processor import READ_ALOUD, Conversation, OmniProcessor
 from ..seeding import derive_seed
 from ..speakers import SpeakerBank
 from ..talker.layout import ThinkerStates
@@ -43,7 +43,7 @@ class RolloutBatch:
 
 def anchor_states(model: SASLMOmniModel, processor: OmniProcessor, reply_ids: list[torch.Tensor]) -> ThinkerStates:
     """Thinker states of each reply after a plain read-aloud prompt."""
-    convs = [Conversation([Turn("user", READ_ALOUD)]) for _ in reply_ids]
+    convs = [Conversation.user(READ_ALOUD) for _ in reply_ids]
     return model.thinker_states(**encode_prompts(processor, model, convs), reply_ids=reply_ids)
 
 
