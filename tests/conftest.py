@@ -29,3 +29,11 @@ def conversations(tiny, tone):
         tiny.conversation(audio=wav, sampling_rate=sr, text="How does this sound?"),
         tiny.conversation(text="Tell me something cheerful, please."),
     ]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault-injection summary line (faults tried, tracebacks, good items lost), when faults ran."""
+    from faults import TALLY, summary_line
+
+    if TALLY["tried"]:
+        terminalreporter.write_line(summary_line())
