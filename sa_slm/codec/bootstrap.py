@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio import write_wav
+from ..paths import safe_filename
 from ..pipeline import speak
 from ..processor import READ_ALOUD, Conversation, OmniProcessor
 from ..seeding import derive_seed
@@ -128,7 +129,7 @@ def bootstrap_pairs(model: "SASLMOmniModel", processor: OmniProcessor, speakers:
             wavs = model.decode_codes([c for _, _, c in clips], [speakers[spk]] * len(clips),
                                       [derive_seed(cfg.seed, "token2wav", item_id) for item_id, _, _ in clips])
             for (item_id, t, codes), wav in zip(clips, wavs):
-                wav_rel = f"wavs/{item_id}.wav"
+                wav_rel = f"wavs/{safe_filename(item_id)}.wav"  # speaker names come from the checkpoint
                 write_wav(out_dir / wav_rel, wav.numpy(), SAMPLE_RATE)
                 rows.append(json.dumps({"id": item_id, "user_text": READ_ALOUD, "reply_text": cfg.texts[t],
                                         "reply_audio": wav_rel, "reply_codes": codes.tolist(), "speaker": spk}))

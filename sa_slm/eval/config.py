@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from omegaconf import MISSING
 
 from ..bridge import PARAMETER_FREE_MODES, IntentBridgeConfig
@@ -42,7 +43,7 @@ class EvalConfig:
     rubric: str = "expressive"
     emotion_model: str | None = None  # local emotion2vec folder for EmoAlign (needs the funasr extra)
     emotion_key: str = "emotion"  # manifest label holding each item's target emotion
-    device: str | None = None  # default: cuda when available
+    device: str | None = None  # cpu | cuda | cuda:<index> | mps ...; default: cuda when available
     dtype: str = "fp32"
     seed: int = 0  # Talker sampling and Token2Wav noise (the same for every item and model)
     batch_size: int = 4  # prompts per batched generation call
@@ -57,6 +58,12 @@ class EvalConfig:
     def __post_init__(self) -> None:
         check_choice("reply", self.reply, REPLY_MODES)
         check_choice("dtype", self.dtype, TORCH_DTYPES)
+        if self.device is not None:
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError) as exc:
+                raise ConfigError(f"device: {self.device!r} is not a torch device ({exc}); use e.g. cpu, "
+                                  "cuda, cuda:1, mps, or null for cuda when available") from exc
         check_range("batch_size", self.batch_size, 1)
         check_range("max_items", self.max_items, 1, optional=True)
         check_range("f0_items", self.f0_items, 0)
@@ -64,4 +71,6 @@ class EvalConfig:
         if not names:
             raise ConfigError("models is empty: list at least one {name, path}")
         if len(set(names)) != len(names):
-            raise ConfigError(f"model names must be unique (they name columns and folders): {names}")
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            raise ConfigError(f"model names must be unique (they name columns and folders): "
+                              f"{', '.join(map(repr, repeated))} repeated in {names}")

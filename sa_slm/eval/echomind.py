@@ -38,6 +38,11 @@ This adapter's choices:
 - A missing input wav raises AudioError; a reply that is empty at once returns empty strings (the
   benchmark treats those as "not inferred yet" and retries them).
 - Our manifest and our outputs have one item per (case, voice type): id `<case_id>_<voice type>`.
+  Its wav is `<out>/<file name>.wav`, the file name made by `sa_slm.paths.distinct_filenames` (a
+  case id such as `../../x` or `/abs/x` becomes a plain name with a hash added; nothing is written or
+  deleted outside the output folder). `output_wav` / EchoMind's `file` hold that file name.
+- A case_id that appeared earlier in the same file: the later case is skipped and reported (in the
+  EchoMindWarning listing skipped cases), the first one is answered.
 
 Usage:
     python -m sa_slm.eval.echomind run --model tiny --script-info X.json --out DIR
@@ -57,6 +62,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import AudioError, EmptyReplyError, SASLMError
+from ..paths import distinct_filenames, path_inside
 
 if TYPE_CHECKING:
     import torch
@@ -154,8 +160,14 @@ def script_info_items(
     root = Path(audio_root) if audio_root is not None else script_info.parent / "audio"
     cases = read_script_info(script_info)
     items, problems = [], []
-    for case in cases:
+    first: dict[str, int] = {}  # case_id -> index of the case that has it
+    for i, case in enumerate(cases):
         cid = str(case["case_id"])
+        if cid in first:
+            problems.append(f"{script_info}: case #{i}: duplicate case_id {cid!r} (first at case #{first[cid]}); "
+                            "skipped")
+            continue
+        first[cid] = i
         script = _first_text(case, TEXT_KEYS)
         spoken = case.get("spoken_info")
         found = 0
@@ -385,7 +397,8 @@ def run_echomind(
 ) -> list[dict]:
     """Every (case, voice type) through the adapter, as EchoMind's response script would.
 
-    Writes out_dir/<id>.wav (audio_output), out_dir/responses.jsonl (one line per item) and
+    Writes out_dir/<id>.wav (audio_output; the id as a safe file name, see the module doc),
+    out_dir/responses.jsonl (one line per item) and
     out_dir/output_responses.json (the script_info cases with EchoMind's `output_content` filled in,
     for its evaluation scripts). prompt: EchoMind mode `no` / `basic` / `enhance`, or a literal text.
     Returns the responses.jsonl rows. Skipped cases are listed in an EchoMindWarning.
@@ -396,14 +409,17 @@ def run_echomind(
     items, problems = script_info_items(script_info, audio_root, voice_types)
     if not items:
         raise EchoMindError(f"{script_info}: no case with an input wav; {len(problems)} problem(s):\n" + "\n".join(problems))
-    _report_skipped(problems, "without input audio")
+    _report_skipped(problems, f"of {script_info} (each line says why)")
     out.mkdir(parents=True, exist_ok=True)
-    cases = {str(c["case_id"]): c for c in copy.deepcopy(read_script_info(script_info))}
+    cases: dict[str, dict] = {}
+    for case in copy.deepcopy(read_script_info(script_info)):
+        cases.setdefault(str(case["case_id"]), case)  # a repeated case_id was skipped with the items
+    stems = distinct_filenames(it.id for it in items)
     rows = []
     with open(out / "responses.jsonl", "w", encoding="utf-8") as f:
         for it in tqdm(items, desc="EchoMind", unit="item", disable=not progress):
             system = echomind_system_prompt(prompt, it.topic, it.spoken_info) if prompt in PROMPT_MODES else prompt
-            wav_path = out / f"{it.id}.wav"
+            wav_path = path_inside(out, stems[it.id], suffix=".wav")
             wav_path.unlink(missing_ok=True)  # no stale audio from an earlier run
             resp = model.generate_audio(str(it.audio), str(wav_path), system, audio_output=audio_output)
             written = audio_output and wav_path.is_file()

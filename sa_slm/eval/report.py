@@ -1,14 +1,14 @@
 """Self-contained HTML report of an eval run: `RUN/report/index.html` plus PNG plots beside it.
 
 Plots use matplotlib's Agg canvas on `Figure` objects (no pyplot, so no global state and nothing to
-show or close). All text taken from the data is HTML-escaped.
+show or close). All text taken from the data is HTML-escaped; plot file names made from metric, item
+and stage names pass through `sa_slm.paths.safe_filename`, and a row's wav outside the run folder is
+treated as missing (never linked or read).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
@@ -16,10 +16,12 @@ from urllib.parse import quote
 import numpy as np
 
 from ..metrics.units import METRIC_BETTER, METRIC_UNITS
+from ..paths import distinct_filenames, is_inside, path_inside, safe_filename
 from .curves import new_figure, plot_curves, read_scalars
 from .summary import cell_text, fmt, is_number, metric_names
 
 PLOT_PREFIXES = ("dist_", "f0_", "curves_")
+PLOT_NAME = 60  # characters of the data-derived part of a plot's file name
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
@@ -67,18 +69,6 @@ def write_report(run_dir: Path, rows: list[dict], summary: dict, training_logs: 
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
     return index
-
-
-def file_stem(text: str) -> str:
-    """`text` as a file name: other characters than letters, digits, `-`, `_` and `.` become `_`, and a
-    name that had to change gets a short hash of the original, so distinct ids never share a file."""
-    text = str(text)
-    stem = re.sub(r"[^\w.-]", "_", text)
-    return stem if stem == text else f"{stem}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
-
-
-def _safe_name(text: str) -> str:
-    return file_stem(text)[:60]  # plot names carry an index prefix, so a cut name stays unique
 
 
 def _img(path: Path, alt: str) -> str:
@@ -158,7 +148,7 @@ def _distributions_section(rows: list[dict], models: list, out: Path) -> str:
         ax.set_xlim(-0.6, len(models) - 0.4)
         ax.set_title(metric)
         ax.grid(axis="y", alpha=0.3)
-        path = out / f"dist_{i:02d}_{_safe_name(metric)}.png"
+        path = path_inside(out, f"dist_{i:02d}_{safe_filename(metric, PLOT_NAME)}", suffix=".png")
         fig.savefig(path, dpi=90)
         parts.append(_img(path, f"distribution of {metric}"))
     return "\n".join(parts)
@@ -169,7 +159,7 @@ def _wav_path(run_dir: Path, row: dict) -> Path | None:
     if not wav:
         return None
     path = run_dir / wav
-    return path if path.is_file() else None
+    return path if is_inside(run_dir, Path(wav)) and path.is_file() else None
 
 
 def _f0_section(run_dir: Path, rows: list[dict], models: list, out: Path, f0_items: int) -> str:
@@ -208,7 +198,7 @@ def _f0_section(run_dir: Path, rows: list[dict], models: list, out: Path, f0_ite
         ax.set_title(str(item_id))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        path = out / f"f0_{k:02d}_{_safe_name(item_id)}.png"
+        path = path_inside(out, f"f0_{k:02d}_{safe_filename(item_id, PLOT_NAME)}", suffix=".png")
         fig.savefig(path, dpi=90)
         parts.append(_img(path, f"F0 contours of {item_id}"))
     if not ids:
@@ -221,13 +211,15 @@ def _curves_section(training_logs: dict[str, Path] | None, out: Path) -> str:
     parts = ["<h2>Training curves</h2>"]
     if not training_logs:
         return "\n".join(parts + [_note("No training logs given.")])
+    names = distinct_filenames((f"curves_{stage}" for stage in training_logs), PLOT_NAME)
     for stage, log_dir in training_logs.items():
         if not Path(log_dir).exists():
             parts.append(_note(f"{stage}: no training log at {log_dir}."))
             continue
         try:
             scalars = read_scalars(log_dir)
-            path = plot_curves(scalars, out / f"curves_{_safe_name(stage)}.png", str(stage)) if scalars else None
+            png = path_inside(out, names[f"curves_{stage}"], suffix=".png")
+            path = plot_curves(scalars, png, str(stage)) if scalars else None
         except Exception as e:  # a corrupt event file costs one note, not the report
             parts.append(_note(f"{stage}: could not read training log {log_dir} ({type(e).__name__}: {e})."))
             continue

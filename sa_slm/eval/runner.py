@@ -1,13 +1,18 @@
 """`sa-slm eval`: run models over an evaluation manifest and measure how they speak.
 
 Writes into `output_dir`:
-    wavs/<model>/<item id>.wav   every generated reply (24 kHz)
+    wavs/<model>/<item id>.wav   every generated reply (24 kHz); model names and item ids pass through
+                                 `sa_slm.paths.distinct_filenames` (unsafe characters replaced, a hash
+                                 added where a name changed, distinct even ignoring case), and every
+                                 path is joined by `path_inside`, so nothing is written outside `output_dir`
     items.jsonl                  one row per (model, item): text, wav, metrics, or the error that stopped it
     summary.json, summary.md     per-model mean ± std of every metric, side by side
     report/index.html            tables, distributions, F0 contours, training curves, audio players
 
-Bad lines of the manifest (missing audio, empty reference, ...) and items that fail to generate
-become rows with an `error`; every other item is evaluated.
+Bad lines of the manifest (missing audio, empty reference, a repeated id, ...) and items that fail
+to generate become rows with an `error`; every other item is evaluated. On resume, a torn last line of
+items.jsonl (a run killed while writing it) is dropped with a warning and its item evaluated again; a
+bad line elsewhere is an error naming `items.jsonl:<line>`.
 """
 
 from __future__ import annotations
@@ -31,11 +36,12 @@ from ..errors import SASLMError
 from ..facade import SASLM
 from ..metrics import EmoAlign, clip_metrics
 from ..metrics.failures import failure
+from ..paths import distinct_filenames, is_inside, path_inside
 from ..processor import Conversation, OmniProcessor
 from ..seeding import derive_seed
 from ..token2wav import SAMPLE_RATE
 from .config import EvalConfig, ModelEntry
-from .report import file_stem, write_report
+from .report import write_report
 from .summary import read_rows, summarise, summary_markdown
 
 log = logging.getLogger(__name__)
@@ -147,8 +153,12 @@ def _bad_line_row(model: str, bad: BadLine) -> dict:
 
 
 def evaluate_model(spoken: list[Spoken], entry: ModelEntry, cfg: EvalConfig, run_dir: Path, transcribe,
-                   critic: RubricCritic | None, emo: EmoAlign) -> list[dict]:
-    """Rows of one column: write the wavs, measure every clip, record every failure."""
+                   critic: RubricCritic | None, emo: EmoAlign, wav_names: tuple[str, dict[str, str]]) -> list[dict]:
+    """Rows of one column: write the wavs, measure every clip, record every failure.
+
+    wav_names: (this model's folder name, item id -> file stem), from `distinct_filenames`.
+    """
+    folder, stems = wav_names
     done = [s for s in spoken if s.error is None]
     emotions = [s.example.labels.get(cfg.emotion_key) for s in done]
     measured = clip_metrics([s.wav for s in done], SAMPLE_RATE, [s.text for s in done],
@@ -169,7 +179,8 @@ def evaluate_model(spoken: list[Spoken], entry: ModelEntry, cfg: EvalConfig, run
             metrics = {k: v for k, v in metrics.items() if k not in LABEL_KEYS}
             row["metrics"] = {**metrics, **{k: v for k, v in labels.items() if v is not None}, **judged_row}
             row["metric_errors"] = errors
-            wav_path = write_wav(run_dir / "wavs" / entry.name / f"{file_stem(s.example.id)}.wav", s.wav, SAMPLE_RATE)
+            wav_path = write_wav(path_inside(run_dir, "wavs", folder, stems[s.example.id], suffix=".wav"),
+                                 s.wav, SAMPLE_RATE)
             row["wav"] = str(wav_path.relative_to(run_dir))
         rows.append(row)
     return rows
@@ -184,6 +195,8 @@ def _check(cfg: EvalConfig) -> None:
             load_rubric(cfg.rubric)
     except SASLMError as exc:
         raise ConfigError(str(exc)) from exc
+    if cfg.device is not None and torch.device(cfg.device).type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {cfg.device!r} but this machine has no usable CUDA device; use device=cpu")
 
 
 def run_eval(cfg: EvalConfig, loaded: dict[str, SASLM] | None = None) -> EvalRun:
@@ -198,9 +211,11 @@ def run_eval(cfg: EvalConfig, loaded: dict[str, SASLM] | None = None) -> EvalRun
     for b in bad:
         log.warning("skipped %s (%s): %s", b.id, b.where, "; ".join(b.problems))
     items_path = run_dir / "items.jsonl"
-    previous = read_rows(items_path) if cfg.resume and items_path.is_file() else []
-    finished = {(r["model"], r["id"]) for r in previous if not r.get("error") and r.get("wav")
-                and (run_dir / r["wav"]).is_file()}
+    previous = read_rows(items_path, drop_torn_tail=True) if cfg.resume and items_path.is_file() else []
+    finished = {(r["model"], r["id"]) for r in previous if not r.get("error") and isinstance(r.get("wav"), str)
+                and is_inside(run_dir, Path(r["wav"])) and (run_dir / r["wav"]).is_file()}
+    folders = distinct_filenames(m.name for m in cfg.models)
+    stems = distinct_filenames(ex.id for ex in examples)  # ids are unique: read_manifest reports repeats
     rows = [r for r in previous if (r["model"], r["id"]) in finished]
     emo = EmoAlign(cfg.emotion_model)
     dtype = torch_dtype(cfg.dtype)
@@ -226,7 +241,7 @@ def run_eval(cfg: EvalConfig, loaded: dict[str, SASLM] | None = None) -> EvalRun
             listener = critic_model or saslm
             transcribe = load_asr(cfg.asr, listener.model, listener.processor) if cfg.asr else None
             spoken = speak_items(saslm, entry, cfg, todo)
-        rows += evaluate_model(spoken, entry, cfg, run_dir, transcribe, critic, emo)
+        rows += evaluate_model(spoken, entry, cfg, run_dir, transcribe, critic, emo, (folders[entry.name], stems))
         _write_rows(items_path, rows)  # after each model: a crash later keeps what is done
     _write_rows(items_path, rows)
     models = [m.name for m in cfg.models]

@@ -8,26 +8,49 @@ are per-item information and are not summarised.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import SASLMError
 
-def read_rows(path: str | Path) -> list[dict]:
-    """Rows of an `items.jsonl` file (blank lines skipped); a bad line raises ValueError naming `file:line`."""
-    rows = []
+log = logging.getLogger(__name__)
+ROW_KEYS = ("model", "id")  # what every row must carry as strings (a resumed run matches rows on them)
+
+
+class ItemsFileError(SASLMError, ValueError):
+    """An `items.jsonl` line that is not a row; the message starts with `file:line:`."""
+
+
+def read_rows(path: str | Path, drop_torn_tail: bool = False) -> list[dict]:
+    """Rows of an `items.jsonl` file (blank lines skipped); a bad line raises ItemsFileError naming `file:line`.
+
+    drop_torn_tail: a last line that is not valid JSON is what a run killed while writing leaves; it
+    is dropped with a warning (its item has no row, so a resumed run evaluates it again) instead of
+    raising. A bad line anywhere else is still an error.
+    """
     with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
+        lines = [(number, line) for number, line in enumerate(f, 1) if line.strip()]
+    rows = []
+    for number, line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if drop_torn_tail and number == lines[-1][0]:
+                log.warning("%s:%d: torn last line (a run stopped while writing it); dropped, its item "
+                            "is evaluated again", path, number)
+                break
+            raise ItemsFileError(f"{path}:{number}: not valid JSON ({e.msg}); fix or delete the line, or "
+                                 "delete the file to start over") from None
+        if not isinstance(row, dict):
+            raise ItemsFileError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        missing = [key for key in ROW_KEYS if not isinstance(row.get(key), str)]
+        if missing:
+            raise ItemsFileError(f"{path}:{number}: a row needs string {' and '.join(map(repr, missing))}; "
+                                 "fix or delete the line")
+        rows.append(row)
     return rows
 
 
