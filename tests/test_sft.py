@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +121,9 @@ def test_stage1_sigkill_and_restart_reproduces_the_run(stage1_run, tmp_path):
     for a, b in zip(log, resumed):  # same losses after the resume as without the kill
         if "codec_loss" in a:
             assert a["codec_loss"] == pytest.approx(b["codec_loss"], rel=1e-5)
+    # The run's mean loss covers all 16 steps, not only the 8 after the resume.
+    straight_loss = json.loads((stage1_run / "metrics.json").read_text())["train_loss"]
+    assert json.loads((s1k / "metrics.json").read_text())["train_loss"] == pytest.approx(straight_loss, rel=1e-5)
 
 
 @pytest.mark.slow
@@ -181,3 +185,43 @@ def test_stage1_thinker_lora_is_trained_and_merged(tmp_path):
     assert not torch.equal(base.v_proj.weight, tuned.v_proj.weight)
     assert torch.equal(base.k_proj.weight, tuned.k_proj.weight)  # not a LoRA target, frozen
     assert type(tuned.q_proj) is torch.nn.Linear  # a plain layer again
+
+
+STAGE2_ARGS = ["model=tiny", "bridge.mode=vib_adaln", "bridge.latent_dim=16", "bridge.vib_hidden=64",
+               "train.max_steps=8", "train.save_steps=4", "train.logging_steps=1", "train.save_total_limit=10"]
+
+
+def _last_thinker_layer(folder: Path) -> dict[str, torch.Tensor]:
+    """The last (second) Thinker decoder layer of a saved model or checkpoint folder, by parameter name."""
+    from safetensors.torch import load_file
+
+    layer = re.compile(r"^thinker\.model\.(?:language_model\.)?layers\.1\.(.+)$")
+    return {m.group(1): t for k, t in load_file(folder / "model.safetensors").items() if (m := layer.match(k))}
+
+
+@pytest.mark.slow
+def test_stage2_sigkill_and_restart_reproduces_the_run(tmp_path):
+    """Stage 2 trains the last Thinker layer: a kill -9 after checkpoint 4 of 8 and a restart give the
+    uninterrupted run's per-step losses and final Thinker-layer weights."""
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert stage1.main(["--config", "configs/stage2_tiny.yaml", f"output_dir={straight}", *STAGE2_ARGS]) == 0
+    cmd = [sys.executable, "-m", "sa_slm.recipes.stage1", "--config", "configs/stage2_tiny.yaml",
+           f"output_dir={killed}", *STAGE2_ARGS]
+    kill_after_checkpoint(cmd, killed, 4)
+    assert not (killed / "metrics.json").exists()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "missing keys" not in proc.stderr.lower()
+
+    losses = [[(e["step"], e["loss"], e["text_loss"]) for e in _log(out, 8) if "loss" in e] for out in (straight, killed)]
+    assert len(losses[0]) == 8 and [s for s, *_ in losses[0]] == [s for s, *_ in losses[1]]
+    for (_, loss_a, text_a), (_, loss_b, text_b) in zip(*losses):
+        assert loss_b == pytest.approx(loss_a, abs=1e-6) and text_b == pytest.approx(text_a, abs=1e-6)
+    final, resumed = _last_thinker_layer(straight / "model"), _last_thinker_layer(killed / "model")
+    halfway = _last_thinker_layer(straight / "checkpoints" / "checkpoint-4")
+    assert final and final.keys() == resumed.keys()
+    assert any(not torch.allclose(final[k], halfway[k], atol=1e-5) for k in final)  # trained after the kill point
+    for name in final:
+        assert torch.allclose(resumed[name], final[name], rtol=0, atol=1e-6), name
+    a, b = (json.loads((out / "metrics.json").read_text()) for out in (straight, killed))
+    assert b["steps"] == 8 and b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)

@@ -1,5 +1,5 @@
-"""What every recipe shares: the command line (`--config FILE key=value ...`, clear errors) and the
-final save (model folder + metrics)."""
+"""What every recipe shares: the command line (`--config FILE key=value ...`, clear errors), one run
+per output folder (its run lock) and the final save (model folder + metrics)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,25 @@ from typing import Any, Callable, TypeVar
 
 from ..config import load_config
 from ..errors import report_errors
+from ..training.run_lock import run_lock
 
 T = TypeVar("T")
 
 
 def recipe_main(schema: type[T], run: Callable[[T], Any], doc: str | None, argv: list[str] | None = None) -> int:
-    """Parse `--config FILE key=value ...`, validate the config, run; `error: ...` and exit 2 on bad input."""
+    """Parse `--config FILE key=value ...`, validate the config, take the output folder's run lock, run;
+    `error: ...` and exit 2 on bad input or when another live run holds the lock."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="YAML config (a path, or a shipped config's name: stage1_tiny)")
     ap.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=10")
     args = ap.parse_args(argv)
-    return report_errors(lambda: run(load_config(schema, args.config, args.overrides)))
+
+    def locked_run() -> None:
+        cfg = load_config(schema, args.config, args.overrides)
+        with run_lock(cfg.output_dir):  # one run per output_dir: a second one would interleave checkpoints
+            run(cfg)
+
+    return report_errors(locked_run)
 
 
 def save_model_output(trainer, saslm, folder: Path, metrics: dict, label: str) -> None:
