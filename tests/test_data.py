@@ -57,3 +57,12 @@ def test_collated_batch_matches_conversation_path(tiny):
     assert via_batch.mask.sum() == 6 + 9 + 12
     # Masked positions contribute nothing.
     assert (via_batch.logprobs[~via_batch.mask] == 0).all()
+
+
+def test_shipped_manifests_have_no_bad_lines_or_duplicate_ids():
+    from sa_slm.data.manifest import read_manifest
+
+    for name in ("manifest.jsonl", "manifest_codes.jsonl", "manifest_user_emotion.jsonl"):
+        examples, bad = read_manifest(CORPUS_DIR / name, codebook_size=8448)
+        assert not bad and len(examples) == 40
+        assert len({ex.id for ex in examples}) == 40 and not any(ex.id.startswith(str(CORPUS_DIR)) for ex in examples)

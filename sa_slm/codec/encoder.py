@@ -12,6 +12,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 from transformers import PretrainedConfig, PreTrainedModel, Qwen2_5OmniConfig
 from transformers.audio_utils import mel_filter_bank
 
@@ -155,7 +156,8 @@ class SpeechTokenizer(PreTrainedModel):
         n_codes = self.num_codes(audio_lengths)
         T = int(n_codes.max())
         if T > self.config.max_codes:
-            raise ValueError(f"{T} codes exceed the tokenizer's max_codes={self.config.max_codes}; split the audio")
+            raise ValueError(f"{T} codes exceed the tokenizer's max_codes={self.config.max_codes}; "
+                             "encode longer audio with `encode_long` (windowed) or crop it")
         # Per clip, on its own samples, so padding never leaks into a clip's last frames.
         frames = n_codes * self.config.frames_per_code
         mel = audio.new_zeros(B, T * self.config.frames_per_code, self.config.n_mels)
@@ -176,3 +178,47 @@ class SpeechTokenizer(PreTrainedModel):
         out = self(audio, audio_lengths)
         n = out["code_mask"].sum(-1).tolist()
         return [row[:k] for row, k in zip(out["logits"].argmax(-1), n)]
+
+    def windows(self, n_codes: int, overlap: int | None = None) -> list[tuple[int, int, int]]:
+        """How `encode_long` covers `n_codes` codes: (window start, keep from, keep to), in codes.
+
+        Windows are `max_codes` long and overlap by `2 * overlap` codes (default max_codes // 8); each
+        keeps its centre, the first from code 0 and the last (aligned to the clip's end) up to the end,
+        so the kept parts tile [0, n_codes) exactly and no kept code sits within `overlap` codes of a
+        window edge it does not share with the clip.
+        """
+        W = self.config.max_codes
+        if n_codes <= W:
+            return [(0, 0, n_codes)]
+        O = W // 8 if overlap is None else overlap
+        if not 0 <= 2 * O < W:
+            raise ValueError(f"overlap {O} leaves no centre in a {W}-code window")
+        starts = list(range(0, n_codes - W, W - 2 * O)) + [n_codes - W]
+        bounds = [0] + [s + W - O for s in starts[:-1]] + [n_codes]
+        return [(s, bounds[k], bounds[k + 1]) for k, s in enumerate(starts)]
+
+    @torch.no_grad()
+    def encode_long(self, clips: list[torch.Tensor], batch_size: int = 8, overlap: int | None = None) -> list[torch.Tensor]:
+        """Greedy codes of clips of any length: list of (samples,) → list of (samples // samples_per_code,).
+
+        A clip longer than `max_codes` codes is encoded in overlapping windows (`windows`) whose centres
+        are joined into one sequence, as long as one pass over the whole clip would give; a shorter clip
+        is one window, the same computation as `encode`. Windows of all clips go through in batches of
+        `batch_size`. A clip under one code gives an empty tensor.
+        """
+        S = self.config.samples_per_code
+        pieces = []  # (clip index, audio of the window, keep from, keep to) with keep relative to the window
+        for c, clip in enumerate(clips):
+            n = clip.shape[-1] // S
+            for start, lo, hi in self.windows(n, overlap) if n else []:
+                last = start + self.config.max_codes >= n
+                audio = clip[start * S :] if last else clip[start * S : (start + self.config.max_codes) * S]
+                pieces.append((c, audio, lo - start, hi - start))
+        kept: list[list[torch.Tensor]] = [[] for _ in clips]
+        for b in range(0, len(pieces), batch_size):
+            batch = pieces[b : b + batch_size]
+            audio = pad_sequence([p[1] for p in batch], batch_first=True).to(self.device)  # (B, samples)
+            lengths = torch.tensor([len(p[1]) for p in batch], device=self.device)
+            for (c, _, lo, hi), codes in zip(batch, self.encode(audio, lengths)):
+                kept[c].append(codes[lo:hi])
+        return [torch.cat(k) if k else torch.zeros(0, dtype=torch.long, device=self.device) for k in kept]

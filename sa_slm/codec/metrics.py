@@ -37,6 +37,8 @@ def code_accuracy(tokenizer: SpeechTokenizer, heldout: CodePairDataset, train_co
     hits = total = majority_hits = 0
     for start in tqdm(range(0, len(heldout), batch_size), desc="held-out accuracy", disable=not progress):
         batch = collate_pairs([heldout[i] for i in range(start, min(start + batch_size, len(heldout)))])
+        if not len(batch["audio"]):  # every clip of this batch failed to load (logged by the dataset)
+            continue
         batch = {k: v.to(tokenizer.device) for k, v in batch.items() if k != "is_real"}
         pred = tokenizer(batch["audio"], batch["audio_lengths"])["logits"].argmax(-1)
         steps = min(pred.shape[1], batch["codes"].shape[1])
@@ -62,18 +64,19 @@ def round_trip(tokenizer: SpeechTokenizer, model: "SASLMOmniModel", speaker: Spe
                seed: int = 0, progress: bool = True, transcribe: Transcriber | None = None,
                texts: list[str] | None = None) -> RoundTripReport:
     """x → codes → Token2Wav audio (`model`'s decoder, `speaker`) → codes again, at the tokenizer's
-    sample rate (24 kHz). With a recogniser and `texts`, the round trip's corpus WER (normalised text)."""
+    sample rate (24 kHz); clips of any length (`encode_long`). With a recogniser and `texts`, the round
+    trip's corpus WER (normalised text)."""
     tokenizer.eval()
     mel = LogMel(tokenizer.config).to(tokenizer.device)
     l1, agree, n_codes, refs, hyps = [], 0, 0, [], []
     for i, wav in enumerate(tqdm(wavs, desc="round trip", disable=not progress)):
         wav = wav.to(tokenizer.device)[None]
-        codes = tokenizer.encode(wav)[0]
+        codes = tokenizer.encode_long([wav[0]])[0]
         if codes.numel() == 0:
             continue
         resynth = model.decode_codes([codes], [speaker], [derive_seed(seed, "round trip", i)])[0]
         resynth = resynth.to(tokenizer.device)[None]
-        again = tokenizer.encode(resynth)[0]
+        again = tokenizer.encode_long([resynth[0]])[0]
         n = min(len(codes), len(again))
         agree += int((codes[:n] == again[:n]).sum())
         n_codes += len(codes)
@@ -99,7 +102,7 @@ def evaluate_tokenizer(tokenizer: SpeechTokenizer, model: "SASLMOmniModel", spea
         return [torch.from_numpy(load_audio(ex.reply_audio, rate)) for ex in examples]
 
     if heldout:
-        acc = code_accuracy(tokenizer, CodePairDataset(heldout, rate), [ex.reply_codes for ex in train])
+        acc = code_accuracy(tokenizer, CodePairDataset(heldout, tokenizer.config, seed), [ex.reply_codes for ex in train])
         metrics.update(heldout_code_accuracy=acc.accuracy, chance_accuracy=acc.chance, heldout_codes=acc.codes)
     own = round_trip(tokenizer, model, speaker, clips_of(heldout[:clips]), seed=seed)
     metrics.update(self_round_trip_code_agreement=own.code_agreement, self_round_trip_mel_l1=own.mel_l1)

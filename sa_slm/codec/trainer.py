@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers import TrainerCallback
 
 from ..training.trainer_utils import LoggedTermsTrainer
+from .data import set_epoch
 from .flow_matching import flow_matching_loss
 from .objectives import code_cross_entropy
 
@@ -24,6 +26,17 @@ class FlowMatchingObjective:
         self.dit.eval().requires_grad_(False)
 
 
+class _WindowEpoch(TrainerCallback):
+    """New training windows of long clips each epoch (`codec.data.set_epoch`), set before the epoch's
+    data loader starts (and its workers copy the dataset)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        set_epoch(self.dataset, int(state.epoch or 0))
+
+
 class SpeechTokenizerTrainer(LoggedTermsTrainer):
     """Cross-entropy on self-bootstrapped pairs (+ weighted flow matching on real speech).
 
@@ -33,8 +46,15 @@ class SpeechTokenizerTrainer(LoggedTermsTrainer):
     def __init__(self, *args, flow_matching: FlowMatchingObjective | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.flow_matching = flow_matching
+        if self.train_dataset is not None:
+            self.add_callback(_WindowEpoch(self.train_dataset))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if inputs["audio"].shape[0] == 0:  # every clip of the batch failed to load (logged by the dataset)
+            # One code of silence keeps the forward calls the same on every rank (ZeRO-3); the loss is 0.
+            samples = self.model.config.samples_per_code
+            loss = model(inputs["audio"].new_zeros(1, samples))["logits"].sum() * 0
+            return (loss, {"ce_loss": loss.detach()}) if return_outputs else loss
         out = model(inputs["audio"], inputs["audio_lengths"])
         ce, accuracy = code_cross_entropy(out["logits"], out["code_mask"], inputs["codes"], inputs["code_lengths"])
         loss = ce

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import read_utf8
 from ..errors import ManifestError
 
 KNOWN_KEYS = {"id", "user_audio", "user_text", "history", "system_prompt", "reply_text", "reply_audio",
@@ -43,7 +44,9 @@ class Example:
     source: str = ""  # "<file>:<line>", for error messages
 
 
-def _problems(obj: Any, base: Path, check_files: bool, codebook_size: int | None) -> list[str]:
+def schema_problems(obj: Any, base: Path, check_files: bool, codebook_size: int | None) -> list[str]:
+    """What is wrong with one parsed manifest line (empty when nothing): the one schema check every reader
+    (manifest loader, `sa-slm tokenize`, the data audit) applies."""
     if not isinstance(obj, dict):
         return [f"expected a JSON object, got {type(obj).__name__}"]
     out = []
@@ -87,6 +90,65 @@ class BadLine:
     problems: list[str]
 
 
+def read_lines(path: Path) -> list[str]:
+    """The lines of a JSONL file, split on "\\n" only (a trailing "\\r" dropped, a UTF-8 BOM accepted).
+
+    `str.splitlines()` would also break at U+2028/U+2029 and other separators that JSON strings may hold
+    unescaped, shifting every later line number. A file that is not UTF-8 raises ManifestError naming the
+    line and byte offset.
+    """
+    text = read_utf8(path, ManifestError)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline ending the last line
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+@dataclass
+class ManifestLine:
+    """One non-blank line: its number, text, parsed object (None when not JSON) and schema problems."""
+
+    lineno: int
+    where: str  # "<file>:<line>"
+    text: str
+    obj: Any
+    problems: list[str]
+
+    @property
+    def id(self) -> str:
+        """The explicit id when it is a string, else `where`."""
+        obj = self.obj
+        return obj["id"] if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj["id"] else self.where
+
+
+def check_lines(
+    path: Path, lines: list[str], check_files: bool = True, codebook_size: int | None = None
+) -> list[ManifestLine]:
+    """Parse and validate every non-blank line of `path` (the schema of this module's docstring).
+
+    A second line with the same explicit `id` is a problem of that line, so every reader (training,
+    evaluation, `sa-slm tokenize`) sees duplicates the same way.
+    """
+    base, out, first_at = path.parent, [], {}
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            out.append(ManifestLine(lineno, where, line, None, [f"not valid JSON ({exc.msg} at column {exc.colno})"]))
+            continue
+        entry = ManifestLine(lineno, where, line, obj, schema_problems(obj, base, check_files, codebook_size))
+        if isinstance(obj, dict) and isinstance(obj.get("id"), str):
+            if obj["id"] in first_at:
+                entry.problems.append(f"duplicate id '{obj['id']}' (first at {first_at[obj['id']]})")
+            else:
+                first_at[obj["id"]] = where
+        out.append(entry)
+    return out
+
+
 def read_manifest(
     path: str | Path, check_files: bool = True, codebook_size: int | None = None
 ) -> tuple[list[Example], list[BadLine]]:
@@ -96,23 +158,14 @@ def read_manifest(
         raise ManifestError(f"{path}: manifest not found")
     base = path.parent
     examples, bad = [], []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
+    for line in check_lines(path, read_lines(path), check_files, codebook_size):
+        if line.problems:
+            bad.append(BadLine(line.where, line.id, line.problems))
             continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            bad.append(BadLine(where, where, [f"not valid JSON ({exc.msg} at column {exc.colno})"]))
-            continue
-        problems = _problems(obj, base, check_files, codebook_size)
-        if problems:
-            name = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else where
-            bad.append(BadLine(where, name, problems))
-            continue
+        obj, where = line.obj, line.where
         examples.append(
             Example(
-                id=obj.get("id") or where,
+                id=line.id,
                 reply_text=obj["reply_text"],
                 user_audio=base / obj["user_audio"] if obj.get("user_audio") else None,
                 user_text=obj.get("user_text"),
