@@ -55,6 +55,17 @@ def audio_token_count(feature_frames: torch.Tensor) -> torch.Tensor:
     return (after_conv - 2) // 2 + 1
 
 
+def preset_feature_extractor() -> WhisperFeatureExtractor:
+    """The audio front end of the presets and of the released checkpoints: 128 log-mel bins, 16 kHz, 30 s."""
+    return WhisperFeatureExtractor(feature_size=128)
+
+
+def user_audio_limits(feature_extractor: WhisperFeatureExtractor) -> tuple[int, float]:
+    """(sampling rate, longest user clip in seconds) a feature extractor takes in one piece (its window)."""
+    rate = int(feature_extractor.sampling_rate)
+    return rate, float(feature_extractor.n_samples) / rate
+
+
 class OmniProcessor:
     """Tokenizer + Whisper feature extractor with the Qwen2.5-Omni prompt layout."""
 
@@ -73,12 +84,12 @@ class OmniProcessor:
     # ---- audio -------------------------------------------------------------------------------
     @property
     def sampling_rate(self) -> int:
-        return int(self.feature_extractor.sampling_rate)
+        return user_audio_limits(self.feature_extractor)[0]
 
     @property
     def max_audio_seconds(self) -> float:
         """Longest user audio the audio tower takes in one piece (the Whisper window)."""
-        return float(self.feature_extractor.n_samples) / self.sampling_rate
+        return user_audio_limits(self.feature_extractor)[1]
 
     def load_audio(self, audio: AudioInput, sampling_rate: int | None = None) -> np.ndarray:
         return load_audio(audio, self.sampling_rate, sampling_rate, max_seconds=self.max_audio_seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import TORCH_DTYPES, ConfigError, check_choice, check_range
+from ..data.audit import ON_BAD_ITEM
 from ..talker.sampling import SamplingConfig
 from ..training.config import TrainSection
 
@@ -55,10 +56,12 @@ class Stage0Config:
     flow_matching_weight: float = 0.0  # > 0: add the frozen DiT's flow-matching loss on real speech
     flow_matching_manifest: str | None = None  # real speech for it (default: real_speech_manifest)
     flow_matching_speaker: str | None = None  # speaker vector fed to the DiT (default: the model's default)
+    on_bad_item: str = "skip"  # skip | error: items of the real-speech manifests the data audit finds bad
     train: TrainSection = field(default_factory=TrainSection)
 
     def __post_init__(self) -> None:
         check_choice("dtype", self.dtype, TORCH_DTYPES)
+        check_choice("on_bad_item", self.on_bad_item, ON_BAD_ITEM)
         check_range("heldout_fraction", self.heldout_fraction, 0.0, 1.0, high_open=True)
         check_range("round_trip_clips", self.round_trip_clips, 0)
         check_range("flow_matching_weight", self.flow_matching_weight, 0.0)

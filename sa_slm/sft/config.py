@@ -8,6 +8,7 @@ from omegaconf import MISSING
 
 from ..bridge import IntentBridgeConfig
 from ..config import TORCH_DTYPES, ConfigError, check_choice, check_range
+from ..data.audit import ON_BAD_ITEM
 from ..training.config import TrainSection
 
 
@@ -34,6 +35,7 @@ class SFTConfig:
     seed: int = 0
     train_manifest: str = MISSING  # needs reply_codes (stage 0: sa-slm tokenize)
     eval_manifest: str | None = None
+    on_bad_item: str = "skip"  # skip | error: items the data audit finds bad (undecodable audio, bad lines)
     bridge: IntentBridgeConfig | None = None  # null: keep the checkpoint's bridge (a stock checkpoint: mode add)
     kl_weight_max: float = 0.5  # the paper's beta: weight of the bridge KL after its ramp
     kl_weight_warmup: float = 0.1  # fraction of steps with KL weight 0
@@ -48,6 +50,7 @@ class SFTConfig:
     def __post_init__(self) -> None:
         check_choice("stage", self.stage, (1, 2))
         check_choice("dtype", self.dtype, TORCH_DTYPES)
+        check_choice("on_bad_item", self.on_bad_item, ON_BAD_ITEM)
         check_range("kl_weight_max", self.kl_weight_max, 0.0)
         check_range("kl_weight_warmup", self.kl_weight_warmup, 0.0, 1.0)
         check_range("text_loss_weight", self.text_loss_weight, 0.0)

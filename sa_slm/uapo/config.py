@@ -8,6 +8,7 @@ from omegaconf import MISSING
 
 from ..bridge import IntentBridgeConfig
 from ..config import TORCH_DTYPES, check_choice, check_range
+from ..data.audit import ON_BAD_ITEM
 from ..rewards import RewardSpec, WERGateSection
 from ..talker.sampling import SamplingConfig
 from ..training.config import TrainSection
@@ -20,6 +21,7 @@ class UAPOConfig:
     output_dir: str = "outputs/stage3"
     seed: int = 0
     prompts_manifest: str = MISSING  # dialogue contexts (+ reply_text, else the Thinker answers)
+    on_bad_item: str = "skip"  # skip | error: prompts the data audit finds bad (undecodable audio, bad lines)
     bridge: IntentBridgeConfig | None = None  # null: keep the checkpoint's bridge
     num_samples: int = 32  # K rollouts per prompt (paper: 32)
     beta: float = 0.1  # UAPO inverse temperature on the implicit reward r = log pi - log pi_ref
@@ -36,6 +38,7 @@ class UAPOConfig:
 
     def __post_init__(self) -> None:
         check_choice("dtype", self.dtype, TORCH_DTYPES)
+        check_choice("on_bad_item", self.on_bad_item, ON_BAD_ITEM)
         check_range("num_samples", self.num_samples, 1)
         check_range("beta", self.beta, 0.0, low_open=True)
         check_range("max_reply_tokens", self.max_reply_tokens, 1)
