@@ -1,42 +1,138 @@
-"""`sa-slm` command line: generate, score, tokenize, probe, eval, demo."""
+"""`sa-slm` command line: generate, score, tokenize, probe, eval, demo, doctor."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 
-from .config import TORCH_DTYPES
-from .errors import report_errors
+import numpy as np
+import soundfile as sf
+
+from .config import TORCH_DTYPES, ConfigError, check_range
+from .errors import OutputError, report_errors
 from .talker.sampling import SamplingConfig
 
 SAMPLING_DEFAULTS = SamplingConfig()
+#: Extensions `audio.write_wav` (16-bit PCM through soundfile) can write.
+AUDIO_EXTENSIONS = sorted(f".{f.lower()}" for f in sf.available_formats() if sf.check_format(f, "PCM_16"))
 
 
-def _load(args):
+def _check_model_args(args, critic: str | None = None) -> None:
+    """Before any model loads: `--device` exists here and `--model` (and `--critic`) is a preset, a model
+    folder or a hub id (a config.json read, no weights)."""
+    from .facade import resolve_device
+    from .presets import model_config
+
+    resolve_device(args.device, "--device")
+    model_config(args.model, "--model")
+    if critic is not None:
+        model_config(critic, "--critic")
+
+
+def _load(args, name: str | None = None):
     from .facade import SASLM
 
-    return SASLM.from_pretrained(args.model, device=args.device, dtype=TORCH_DTYPES[args.dtype])
+    return SASLM.from_pretrained(name or args.model, device=args.device, dtype=TORCH_DTYPES[args.dtype])
+
+
+def _check_audio_in(path: str | None) -> None:
+    """A user clip decodes (missing, corrupt or empty files are reported before any model loads)."""
+    from .audio import load_audio
+
+    if path is not None:
+        load_audio(path, target_sr=16_000)
+
+
+def _check_writable_folder(flag: str, shown: Path, folder: Path) -> None:
+    """Files can be created in `folder` (or, where it does not exist yet, in its nearest existing ancestor,
+    under which the writer creates the rest): a probe file is created and removed."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "a file" if existing == shown else f"{existing} is a file"
+        raise ConfigError(f"{flag} {shown}: {where}, not a folder; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {shown}: cannot create files in {existing} ({exc.strerror}); "
+                          "choose a writable folder") from exc
 
 
 def _out_paths(out: Path, n: int) -> list[Path]:
     return [out] if n == 1 else [out.with_name(f"{out.stem}_{k}{out.suffix}") for k in range(n)]
 
 
-def cmd_generate(args) -> None:
-    from .audio import write_wav
+def _check_audio_out(out: Path, n: int) -> list[Path]:
+    """The `n` output files of `--out`: a known audio extension, no folder in the way, a writable folder."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: a folder, not a file name; give a file such as {out / 'answer.wav'}")
+    if not out.suffix:
+        raise ConfigError(f"--out {out}: no file extension; give e.g. {out}.wav ({', '.join(AUDIO_EXTENSIONS)})")
+    if out.suffix.lower() not in AUDIO_EXTENSIONS:
+        raise ConfigError(f"--out {out}: unknown audio extension {out.suffix!r}; use one of {', '.join(AUDIO_EXTENSIONS)}")
+    paths = _out_paths(out, n)
+    for path in paths:
+        if path.is_dir():
+            raise ConfigError(f"--out {out}: {path} is a folder; choose another file name")
+    _check_writable_folder("--out", out, out.parent)
+    return paths
 
+
+def _save_elsewhere(path: Path, wav: np.ndarray, sr: int) -> Path | None:
+    """Write audio that could not go to `path` to a new file beside it, else in the temp folder."""
+    from . import audio
+
+    for folder in (path.parent, Path(tempfile.gettempdir())):
+        try:
+            handle, name = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=".wav", dir=folder)
+            os.close(handle)
+            return audio.write_wav(name, wav, sr)
+        except (OSError, RuntimeError):
+            continue
+    return None
+
+
+def _write_outputs(paths: list[Path], waveforms: list[np.ndarray], sr: int) -> None:
+    """Write every waveform; one that cannot be written goes to a fallback file and the error says where
+    (generation took minutes: its audio is never dropped)."""
+    from . import audio
+
+    failed: list[str] = []
+    for path, wav in zip(paths, waveforms):
+        try:
+            audio.write_wav(path, wav, sr)
+        except (OSError, RuntimeError) as exc:  # soundfile's LibsndfileError is a RuntimeError
+            fallback = _save_elsewhere(path, wav, sr)
+            kept = f"the audio was saved to {fallback} instead" if fallback else "the audio could not be saved anywhere"
+            failed.append(f"{path}: could not write ({exc}); {kept}")
+            continue
+        print(f"wrote {path} ({len(wav) / sr:.2f} s at {sr} Hz)")
+    if failed:
+        more = f" (and {len(failed) - 1} more: {'; '.join(failed[1:])})" if len(failed) > 1 else ""
+        raise OutputError(f"--out {failed[0]}{more}")
+
+
+def cmd_generate(args) -> None:
+    check_range("--num-samples", args.num_samples, 1)
     sampling = SamplingConfig(not args.greedy, args.temperature, args.top_k, args.top_p, args.repetition_penalty,
                               args.max_new_codes)
+    if args.reply_text is not None and not args.reply_text.strip():
+        raise ConfigError("--reply-text is empty; give the text to speak, or leave it out")
+    paths = _check_audio_out(Path(args.out), args.num_samples)
+    _check_audio_in(args.audio)
+    _check_model_args(args)
     saslm = _load(args)
     result = saslm.generate(
         audio=args.audio, text=args.text, speaker=args.speaker, num_samples=args.num_samples, sampling=sampling,
         reply_text=args.reply_text, seed=args.seed, progress=True,
     )
     print(f"reply: {result.reply_text}")
-    for path, wav in zip(_out_paths(Path(args.out), args.num_samples), result.waveforms):
-        write_wav(path, wav, result.sample_rate)
-        print(f"wrote {path} ({len(wav) / result.sample_rate:.2f} s at {result.sample_rate} Hz)")
+    _write_outputs(paths, result.waveforms, result.sample_rate)
 
 
 def cmd_tokenize(args) -> None:
@@ -45,17 +141,23 @@ def cmd_tokenize(args) -> None:
 
     tokenizer = SpeechTokenizer.from_pretrained(args.tokenizer).to(args.device or "cpu").eval()
     report = tokenize_manifest(tokenizer, args.manifest, args.out, batch_size=args.batch_size)
+    for line in report.failed:
+        print(line, file=sys.stderr)
     print(f"wrote {args.out}: {report.encoded} encoded, {report.skipped} already done, "
           f"{report.passed_through} without reply_audio, {len(report.failed)} failed")
-    for line in report.failed:
-        print(f"  {line}", file=sys.stderr)
+    if report.failed:
+        print(f"{len(report.failed)} of {report.lines} lines failed; see the lines above", file=sys.stderr)
+        args.exit_status = 1
 
 
 def cmd_probe(args) -> None:
     from .data import load_manifest
-    from .probe import run_probe
+    from .probe import probe_examples, run_probe
 
+    check_range("--folds", args.folds, 2)
     examples = load_manifest(args.manifest)
+    probe_examples(examples, args.label, args.group_by, where=args.manifest)
+    _check_model_args(args)
     saslm = _load(args)
     result = run_probe(saslm.model, saslm.processor, saslm.speakers, examples, label=args.label, folds=args.folds,
                        group_by=args.group_by)
@@ -70,14 +172,16 @@ def cmd_probe(args) -> None:
 def cmd_score(args) -> None:
     import json
 
-    saslm = _load(args)
-    critic = None
-    if args.critic:
-        from .facade import SASLM
+    from .critic import load_rubric
 
-        critic = SASLM.from_pretrained(args.critic, device=args.device, dtype=TORCH_DTYPES[args.dtype])
+    rubric = load_rubric(args.rubric)
+    _check_audio_in(args.audio)
+    _check_audio_in(args.context)
+    _check_model_args(args, critic=args.critic)
+    saslm = _load(args)
+    critic = _load(args, args.critic) if args.critic else None
     result = saslm.score(args.audio, args.text, context_audio=args.context, context_text=args.context_text,
-                         rubric=args.rubric, critic=critic)
+                         rubric=rubric, critic=critic)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
         return
@@ -103,7 +207,21 @@ def cmd_eval(args) -> None:
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
+    _check_writable_folder("--out", Path(args.out), Path(args.out))
     run_demo(Path(args.out), seed=args.seed)
+
+
+def cmd_doctor(args) -> None:
+    """Run the go/no-go checks, print the table at the end; exit status 1 when any check is NO-GO."""
+    from .doctor import NO_GO, format_table, parse_stages, run_doctor, write_json
+
+    stages = parse_stages(args.stages)
+    rows = run_doctor(args.model, stages, device=args.device, dtype=args.dtype, config_dir=args.config_dir,
+                      progress=lambda row: print(f"[doctor] {row.name}: {row.status}", file=sys.stderr, flush=True))
+    if args.json:
+        write_json(rows, args.json)
+    print(format_table(rows))
+    args.exit_status = 1 if any(row.status == NO_GO for row in rows) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,7 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None)
     g.set_defaults(func=cmd_generate)
 
-    t = sub.add_parser("tokenize", help="fill reply_codes for every reply_audio of a manifest (stage-0 tokenizer)")
+    t = sub.add_parser("tokenize", help="fill reply_codes for every reply_audio of a manifest (stage-0 tokenizer)",
+                       epilog="Bad lines are listed as file:line: problem and copied unchanged; the output keeps "
+                              "one line per input line. Exit status: 0 every line done; 1 the output was written "
+                              "but some lines failed (fix them and rerun: done lines are kept); 2 nothing was "
+                              "done (bad arguments, a manifest that is missing or not UTF-8).")
     t.add_argument("--manifest", required=True, help="input JSONL manifest")
     t.add_argument("--out", required=True, help="output manifest (line-aligned; a rerun resumes)")
     t.add_argument("--tokenizer", required=True, help="folder written by stage 0 (<output_dir>/tokenizer)")
@@ -169,6 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="outputs/demo")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
+
+    dr = sub.add_parser("doctor", help="go/no-go checks of this machine, the model, the data and one step of each stage")
+    model_args(dr)
+    dr.add_argument("--stages", default="0,1,2,3", help="stages to run one batch-1 step of (comma list; '' for none)")
+    dr.add_argument("--config-dir", default=None,
+                    help="folder with stage<N>.yaml or stage<N>_*.yaml (default: the shipped configs of the model size)")
+    dr.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    dr.set_defaults(func=cmd_doctor)
     return parser
 
 
@@ -180,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "command", None) == "score" and not args.context and not args.context_text:
         print("error: give the dialogue context: --context (speech), --context-text, or both", file=sys.stderr)
         return 2
-    return report_errors(lambda: args.func(args))
+    return report_errors(lambda: args.func(args)) or getattr(args, "exit_status", 0)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ package; `${resource:...}` inside a config points at a shipped file.
 
 from __future__ import annotations
 
+import codecs
+
+import difflib
 import math
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,9 +47,15 @@ def torch_dtype(name: str) -> torch.dtype:
     return TORCH_DTYPES[name]
 
 
+def did_you_mean(value: Any, allowed) -> str:
+    """`; did you mean 'x'?` for the allowed string closest to a misspelt `value`, else ``."""
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1) if isinstance(value, str) else []
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def check_choice(key: str, value: Any, allowed) -> None:
     if value not in allowed:
-        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}{did_you_mean(value, allowed)}")
 
 
 def check_range(key: str, value: float | int | None, low: float | None = None, high: float | None = None,
@@ -60,6 +69,28 @@ def check_range(key: str, value: float | int | None, low: float | None = None, h
         raise ConfigError(f"{key}: {value} must be {'>' if low_open else '>='} {low}")
     if high is not None and (value > high or (high_open and value == high)):
         raise ConfigError(f"{key}: {value} must be {'<' if high_open else '<='} {high}")
+
+
+def read_utf8(path: Path, error: type[SASLMError] = ConfigError) -> str:
+    """The text of a UTF-8 file (a BOM is accepted); otherwise `error` naming the file, line and byte offset."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # exc.start counts from after the BOM
+        offset = exc.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+        line = data.count(b"\n", 0, offset) + 1
+        raise error(f"{path}:{line}: not UTF-8 (byte {offset}); save the file as UTF-8") from exc
+
+
+def yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    """`file:line:column: not valid YAML (problem; context)` from a YAML exception's marks (1-based)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        problem += f"; {context} at line {context_mark.line + 1}, column {context_mark.column + 1}"
+    return f"{where}: not valid YAML ({problem})"
 
 
 def config_path(name_or_path: str | Path) -> Path:
@@ -77,18 +108,21 @@ def config_path(name_or_path: str | Path) -> Path:
 def load_config(schema: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
     """YAML file + dotted overrides (`train.max_steps=10`) → a validated instance of `schema`."""
     path = config_path(path)
+    text = read_utf8(path)
     try:
-        text = path.read_text(encoding="utf-8")
         merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.create(text),
                                  OmegaConf.from_dotlist(overrides or []))
         return OmegaConf.to_object(merged)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
-    except (OmegaConfBaseException, ValueError, TypeError, FileNotFoundError) as exc:
+        raise ConfigError(yaml_error(path, exc)) from exc
+    except OmegaConfBaseException as exc:
+        # OmegaConf appends `full_key: ... object_type=...` lines to its message; the key leads instead.
+        msg = (getattr(exc, "msg", None) or str(exc)).splitlines()[0].strip()
+        key = getattr(exc, "full_key", None)
+        raise ConfigError(f"{path}: {key}: {msg}" if key else f"{path}: {msg}") from exc
+    except (ValueError, TypeError, FileNotFoundError) as exc:
         raise ConfigError(f"{path}: {' '.join(str(exc).split())}") from exc
 
 

@@ -28,6 +28,10 @@ class InputTooLongError(SASLMError, ValueError):
     """An input longer than the model can take (audio seconds, prompt tokens or codec steps)."""
 
 
+class OutputError(SASLMError, OSError):
+    """An output file that could not be written; the message names it and where its data went instead."""
+
+
 def report_errors(fn) -> int:
     """Run `fn()`; a SASLMError (bad input, bad config) becomes one `error: ...` line on stderr and exit
     code 2 (what every command-line entry point returns)."""

@@ -15,15 +15,16 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
-from transformers import Qwen2_5OmniConfig, WhisperFeatureExtractor
+from transformers import Qwen2_5OmniConfig
 
 from .audio import AudioInput
 from .bridge import IntentBridgeConfig
 from .errors import EmptyReplyError, SASLMError
 from .modeling import SASLMOutput, SASLMOmniModel, with_bridge
 from .pipeline import encode_prompts, model_device, per_prompt, speak, speaker_bos
-from .presets import PRESETS, RELEASED_SPEAKER_BOS, build_random_model, quiet_config_check
-from .processor import Conversation, OmniProcessor
+from .config import check_range
+from .presets import PRESETS, RELEASED_SPEAKER_BOS, build_random_model, model_config, quiet_config_check
+from .processor import Conversation, OmniProcessor, preset_feature_extractor
 from .seeding import derive_seed
 from .speakers import SPEAKER_FILE, SpeakerBank
 from .talker.rollout import CodeRollouts
@@ -32,7 +33,7 @@ from .token2wav import SAMPLE_RATE
 from .tokenizer import build_omni_tokenizer
 
 if TYPE_CHECKING:
-    from .critic import CriticScores
+    from .critic import CriticScores, Rubric
 
 SASLM_CONFIG_FILE = "sa_slm_config.json"
 
@@ -50,6 +51,27 @@ class SASLMConfig:
         if "max_codes" in raw:  # the name this budget had before it was unified
             raw["max_new_codes"] = raw.pop("max_codes")
         return cls(**raw)
+
+
+def resolve_device(device: str | torch.device | None, what: str = "device") -> torch.device:
+    """`device` as a torch.device (None: cuda if visible, else cpu), checked to exist on this machine.
+
+    what: how the caller names the setting in errors (`--device` on the command line).
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise SASLMError(f"{what} {device!r}: not a device; use cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SASLMError(f"{what} {device}: no CUDA device is visible (torch.cuda.is_available() is False); "
+                             f"use {what} cpu")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise SASLMError(f"{what} {device}: only {torch.cuda.device_count()} CUDA device(s) are visible "
+                             f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+    return resolved
 
 
 @dataclass
@@ -109,13 +131,11 @@ class SASLM:
         bridge: intent-bridge settings to use instead of the saved ones (a stock checkpoint has none:
         mode `add`); new bridge weights start at their (zero) initialisation.
         """
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = resolve_device(device)
         if str(name_or_path) in PRESETS:
             return cls.random(str(name_or_path), device=device, dtype=dtype or torch.float32, seed=seed, bridge=bridge)
         path = str(name_or_path)
-        if Path(path).exists() and not (Path(path) / "config.json").is_file():
-            raise SASLMError(f"{path}: not a model folder (no config.json); give a folder written by "
-                             f"save_pretrained or a stage, a hub id, or a preset ({', '.join(PRESETS)})")
+        model_config(path, **hub_kwargs)  # a missing, empty or foreign folder: one clear error, no weights read
         with quiet_config_check():
             config = None
             if bridge is not None:
@@ -134,7 +154,7 @@ class SASLM:
                seed: int = 0, bridge: IntentBridgeConfig | None = None) -> "SASLM":
         """Random weights of a preset's shape, a real Qwen2 tokenizer and random speakers."""
         model = build_random_model(preset, device=device, dtype=dtype, seed=seed, bridge=bridge)
-        processor = OmniProcessor(build_omni_tokenizer(), WhisperFeatureExtractor(feature_size=128))
+        processor = OmniProcessor(build_omni_tokenizer(), preset_feature_extractor())
         dit = model.config.token2wav_config.dit_config
         speakers = SpeakerBank.random(RELEASED_SPEAKER_BOS, dit.enc_emb_dim, dit.mel_dim, seed=seed)
         model.speaker_map = {n: s.as_dict() for n, s in speakers.speakers.items()}
@@ -246,7 +266,7 @@ class SASLM:
         context_audio: AudioInput | None = None,
         context_text: str | None = None,
         sampling_rate: int | None = None,
-        rubric: str = "expressive",
+        rubric: "str | Rubric" = "expressive",
         critic: "SASLM | None" = None,
     ) -> "CriticScores":
         """Rubric scores of one or more spoken replies to a dialogue context (user audio and/or text).
@@ -292,6 +312,7 @@ class SASLM:
         reproducible. mode: `add` speaks through the stock `h + e` path (A/B listening against the bridge).
         """
         self.speakers[speaker]  # fail fast on an unknown speaker, before any compute
+        check_range("num_samples", num_samples, 1)
         if sampling_knobs:
             unknown = set(sampling_knobs) - set(SamplingConfig.__dataclass_fields__)
             if unknown:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
@@ -30,17 +33,34 @@ def preset_config(name: str) -> Qwen2_5OmniConfig:
         return Qwen2_5OmniConfig(**raw)
 
 
-def model_config(name_or_path: str, **hub_kwargs) -> Qwen2_5OmniConfig:
+def model_config(name_or_path: str | Path, what: str = "model", **hub_kwargs) -> Qwen2_5OmniConfig:
     """The Qwen2.5-Omni config of a preset, local folder or hub id, without loading any weights (for
-    validating inputs, e.g. codes against the codec vocabulary, before the model loads)."""
-    if name_or_path in PRESETS:
-        return preset_config(name_or_path)
+    validating inputs, e.g. codes against the codec vocabulary, before the model loads).
+
+    A missing folder, a file, an empty folder or one without config.json is a SASLMError naming `what`
+    (the config key or CLI flag) and the path; a name that is no folder is tried as a hub id.
+    """
+    name = str(name_or_path)
+    if name in PRESETS:
+        return preset_config(name)
+    path = Path(name).expanduser()
+    choices = f"give a folder written by save_pretrained or a stage, a hub id, or a preset ({', '.join(PRESETS)})"
+    if path.is_file():
+        raise SASLMError(f"{what} {name}: a file, not a model folder; {choices}")
+    if path.is_dir() and not (path / "config.json").is_file():
+        kind = "the folder is empty, not a model folder" if not any(path.iterdir()) else "not a model folder (no config.json)"
+        raise SASLMError(f"{what} {name}: {kind}; {choices}")
+    if not path.exists():
+        try:
+            validate_repo_id(name)
+        except HFValidationError:
+            raise SASLMError(f"{what} {name}: model folder not found; check the path, or {choices}") from None
     try:
         with quiet_config_check():
-            return Qwen2_5OmniConfig.from_pretrained(name_or_path, **hub_kwargs)
+            return Qwen2_5OmniConfig.from_pretrained(name, **hub_kwargs)
     except (OSError, ValueError) as exc:
-        raise SASLMError(f"model {name_or_path!r}: no Qwen2.5-Omni config found ({' '.join(str(exc).split())}); "
-                         f"give a model folder, a hub id or a preset ({', '.join(PRESETS)})") from exc
+        raise SASLMError(f"{what} {name}: no Qwen2.5-Omni config found ({' '.join(str(exc).split())}); "
+                         f"{choices}") from exc
 
 
 @contextmanager

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from .config import check_range
 from .data.collate import TeacherForcingCollator
 from .data.manifest import Example
+from .errors import SASLMError
 from .modeling import SASLMOmniModel
 from .pipeline import model_device, prompt_inputs
 from .processor import OmniProcessor
@@ -78,19 +80,36 @@ def linear_probe_accuracy(x: torch.Tensor, y: torch.Tensor, groups: list[str], f
     return correct / max(total, 1)
 
 
+class ProbeError(SASLMError, ValueError):
+    """Examples the probe cannot cross-validate (too few labelled, one content group)."""
+
+
+def _group(ex: Example, group_by: str) -> str:
+    return ex.reply_text if group_by == "reply_text" else str(ex.labels.get(group_by))
+
+
+def probe_examples(examples: list[Example], label: str = "emotion", group_by: str = "reply_text",
+                   where: str = "the examples") -> list[Example]:
+    """The examples carrying `label`, checked to allow a grouped cross-validation (before any model loads)."""
+    labelled = [ex for ex in examples if ex.labels.get(label) is not None]
+    if len(labelled) < 2:
+        raise ProbeError(f"{where}: {len(labelled)} example(s) carry the label '{label}'; the probe needs at least 2 "
+                         "(pass --label with a key the manifest lines have)")
+    if len({_group(ex, group_by) for ex in labelled}) < 2:
+        raise ProbeError(f"{where}: all examples share one '{group_by}' value, so cross-validation has nothing to "
+                         "hold out; pass --group-by with a label that names the spoken content")
+    return labelled
+
+
 def run_probe(model: SASLMOmniModel, processor: OmniProcessor, speakers: SpeakerBank, examples: list[Example],
               label: str = "emotion", folds: int = 5, group_by: str = "reply_text", progress: bool = True
               ) -> ProbeResult:
     """group_by: `reply_text` or a manifest label; examples sharing it always fall in the same fold."""
-    labelled = [ex for ex in examples if ex.labels.get(label) is not None]
-    if len(labelled) < 2:
-        raise ValueError(f"the probe needs examples with a '{label}' label; found {len(labelled)}")
+    check_range("folds", folds, 2)
+    labelled = probe_examples(examples, label, group_by)
     classes = sorted({str(ex.labels[label]) for ex in labelled})
     y = torch.tensor([classes.index(str(ex.labels[label])) for ex in labelled])
-    groups = [ex.reply_text if group_by == "reply_text" else str(ex.labels.get(group_by)) for ex in labelled]
-    if len(set(groups)) < 2:
-        raise ValueError(f"all examples share one '{group_by}' value, so cross-validation has nothing to hold "
-                         "out; pass --group-by with a label that names the spoken content")
+    groups = [_group(ex, group_by) for ex in labelled]
     feats = utterance_features(model, processor, speakers, labelled, progress=progress)
     accuracy = {name: (linear_probe_accuracy(feats[name], y, groups, folds) if name in feats else None)
                 for name in ("e", "h", "z")}

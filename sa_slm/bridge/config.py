@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import ConfigError
+from ..config import ConfigError, did_you_mean
 
 #: text: e_t (TTS-like) · add: h_t + e_t (stock Qwen) · adaln_h: AdaLN(e_t | h_t) · vib_adaln: AdaLN(e_t | z_t)
 CONDITIONING_MODES = ("text", "add", "adaln_h", "vib_adaln")
@@ -28,7 +28,8 @@ class IntentBridgeConfig:
         for name, value, allowed in (("mode", self.mode, CONDITIONING_MODES), ("prior", self.prior, PRIORS),
                                      ("acoustic_context", self.acoustic_context, ACOUSTIC_CONTEXTS)):
             if value not in allowed:
-                raise ConfigError(f"unknown intent-bridge {name} {value!r}; choose one of {', '.join(allowed)}")
+                raise ConfigError(f"bridge.{name}: unknown intent-bridge {name} {value!r}; choose one of "
+                                  f"{', '.join(allowed)}{did_you_mean(value, allowed)}")
         for name, value in (("latent_dim", self.latent_dim), ("vib_hidden", self.vib_hidden)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"intent-bridge {name} must be a positive integer, got {value!r}")

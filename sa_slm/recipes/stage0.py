@@ -23,11 +23,12 @@ from ..codec.config import Stage0Config
 from ..codec.data import CodePairDataset, SpeechDataset, collate_pairs, split_by_text
 from ..codec.metrics import evaluate_tokenizer
 from ..codec.trainer import FlowMatchingObjective, SpeechTokenizerTrainer
-from ..config import ConfigError, dump_config, torch_dtype
-from ..data import load_manifest
+from ..config import ConfigError, dump_config, read_utf8, torch_dtype
+from ..data import audited_manifest, load_manifest
 from ..data.manifest import Example
 from ..facade import SASLM
-from ..training.trainer_utils import last_complete_checkpoint, training_arguments
+from ..presets import model_config
+from ..training.trainer_utils import training_arguments
 from .common import recipe_main
 
 
@@ -37,15 +38,20 @@ def bootstrap_texts(cfg: Stage0Config, real: list[Example]) -> list[str]:
         path = Path(cfg.bootstrap.texts_file)
         if not path.is_file():
             raise ConfigError(f"bootstrap.texts_file: {path} not found")
-        texts = [t.strip() for t in path.read_text(encoding="utf-8").splitlines()]
+        texts = [t.strip() for t in read_utf8(path).split("\n")]
         return [t for t in texts if t]
     return list(DEFAULT_TEXTS) + sorted({ex.reply_text for ex in real} - set(DEFAULT_TEXTS))
 
 
 def run(cfg: Stage0Config) -> dict:
     out = Path(cfg.output_dir)
-    real = load_manifest(cfg.real_speech_manifest) if cfg.real_speech_manifest else []
-    fm_speech = load_manifest(cfg.flow_matching_manifest) if cfg.flow_matching_manifest else real
+    model_config(cfg.model)  # a missing or empty model folder is reported before the data audit
+    # Real speech is audited (decoded once, bad items skipped per on_bad_item, listed in audit*.jsonl);
+    # its clips feed the tokenizer's metrics and flow matching, which take any length.
+    real = (audited_manifest(cfg.real_speech_manifest, cfg.on_bad_item, out, "audit")
+            if cfg.real_speech_manifest else [])
+    fm_speech = (audited_manifest(cfg.flow_matching_manifest, cfg.on_bad_item, out, "audit_flow_matching")
+                 if cfg.flow_matching_manifest else real)
     texts = bootstrap_texts(cfg, real)
     dump_config(cfg, out / "config.yaml")
     # The frozen base model is built before the TrainingArguments: under ZeRO-3 these switch on
@@ -67,17 +73,18 @@ def run(cfg: Stage0Config) -> dict:
                                              num_heads=t.num_heads, dropout=t.dropout, max_codes=t.max_codes)
     torch.manual_seed(cfg.seed)
     tokenizer = SpeechTokenizer(tok_cfg)
-    train_set = CodePairDataset(train_ex, tok_cfg.sample_rate)
-    heldout_set = CodePairDataset(heldout_ex, tok_cfg.sample_rate) if heldout_ex else None
+    # Clips longer than the tokenizer's window train on a random window of them (new each epoch).
+    train_set = CodePairDataset(train_ex, tok_cfg, cfg.seed)
+    heldout_set = CodePairDataset(heldout_ex, tok_cfg, cfg.seed) if heldout_ex else None
     flow_matching = None
     if cfg.flow_matching_weight > 0:
-        train_set = torch.utils.data.ConcatDataset([train_set, SpeechDataset(fm_speech, tok_cfg.sample_rate)])
+        train_set = torch.utils.data.ConcatDataset([train_set, SpeechDataset(fm_speech, tok_cfg, cfg.seed)])
         flow_matching = FlowMatchingObjective(base.token2wav.code2wav_dit_model,
                                               saslm.speakers[cfg.flow_matching_speaker].cond, cfg.flow_matching_weight)
     trainer = SpeechTokenizerTrainer(model=tokenizer, args=args, train_dataset=train_set, eval_dataset=heldout_set,
                                      data_collator=collate_pairs, flow_matching=flow_matching)
 
-    result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
+    result = trainer.train(resume_from_checkpoint=True)  # the last complete checkpoint, if any
 
     trainer.save_model(str(out / "tokenizer"))
     metrics = {"train_loss": result.training_loss, "steps": result.global_step,

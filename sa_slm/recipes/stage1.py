@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ..config import dump_config, torch_dtype
-from ..data import ExampleDataset, TeacherForcingCollator, load_manifest
+from ..data import ExampleDataset, TeacherForcingCollator, audited_manifest, user_audio_limits
 from ..data.manifest import Example
 from ..errors import SASLMError
 from ..facade import SASLM
@@ -22,19 +22,24 @@ from ..presets import model_config
 from ..sft.config import SFTConfig
 from ..sft.lora import add_thinker_lora, merge_thinker_lora
 from ..sft.trainer import SFTTrainer
-from ..training.trainer_utils import last_complete_checkpoint, training_arguments
+from ..training.trainer_utils import training_arguments
 from .common import recipe_main, save_model_output
 
 
 def load_data(cfg: SFTConfig) -> tuple[list[Example], list[Example] | None]:
-    """The train (and eval) manifests, checked against the model's codec vocabulary before it loads."""
+    """The train (and eval) manifests, audited before the model loads (codes against its codec vocabulary,
+    audio decoded and within its length limit; bad items skipped per `on_bad_item`, listed in
+    <output_dir>/audit.jsonl and audit_eval.jsonl)."""
     vocab = model_config(cfg.model).talker_config.vocab_size
-    train = load_manifest(cfg.train_manifest, codebook_size=vocab)
+    rate, max_seconds = user_audio_limits(cfg.model)
+    limits = {"codebook_size": vocab, "max_audio_seconds": max_seconds, "sample_rate": rate}
+    train = audited_manifest(cfg.train_manifest, cfg.on_bad_item, cfg.output_dir, "audit", **limits)
     missing = [ex.source for ex in train if not ex.reply_codes]
     if missing:
         raise SASLMError(f"{len(missing)} example(s) have no reply_codes (first: {missing[0]}); "
                          "run `sa-slm tokenize` with a stage-0 tokenizer first")
-    evaluation = load_manifest(cfg.eval_manifest, codebook_size=vocab) if cfg.eval_manifest else None
+    evaluation = (audited_manifest(cfg.eval_manifest, cfg.on_bad_item, cfg.output_dir, "audit_eval", **limits)
+                  if cfg.eval_manifest else None)
     return train, evaluation
 
 
@@ -53,13 +58,13 @@ def run(cfg: SFTConfig) -> dict:
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=ExampleDataset(train),
         eval_dataset=ExampleDataset(evaluation) if evaluation else None,
-        data_collator=TeacherForcingCollator.for_model(model, saslm.processor, saslm.speakers),
+        data_collator=TeacherForcingCollator.for_model(model, saslm.processor, saslm.speakers, drop_failures=True),
         param_groups=groups, llm_learning_rate=cfg.llm_learning_rate, kl_weight_max=cfg.kl_weight_max,
         kl_weight_warmup=cfg.kl_weight_warmup, text_loss_weight=cfg.text_loss_weight,
         reply_eos_id=model.reply_eos_id,
     )
 
-    result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
+    result = trainer.train(resume_from_checkpoint=True)  # the last complete checkpoint, if any
 
     if cfg.lora.enabled:
         merge_thinker_lora(trainer.accelerator.unwrap_model(trainer.model))

@@ -17,11 +17,12 @@ from pathlib import Path
 from ..asr import load_asr
 from ..config import dump_config, torch_dtype
 from ..critic import RubricCritic, load_rubric
-from ..data import ExampleDataset, PromptCollator, load_manifest
+from ..data import ExampleDataset, PromptCollator, audited_manifest, user_audio_limits
 from ..facade import SASLM
+from ..presets import model_config
 from ..rewards import RewardUtility, WERGate, build_rewards, check_rewards
 from ..token2wav import SAMPLE_RATE
-from ..training.trainer_utils import last_complete_checkpoint, training_arguments
+from ..training.trainer_utils import training_arguments
 from ..uapo.config import UAPOConfig
 from ..uapo.trainer import UAPOTrainer, frozen_reference
 from .common import recipe_main, save_model_output
@@ -30,9 +31,14 @@ from .common import recipe_main, save_model_output
 def run(cfg: UAPOConfig) -> dict:
     out = Path(cfg.output_dir)
     # Everything checkable before the policy (and its reference copy) load: minutes at 7B.
+    model_config(cfg.model)
+    if cfg.critic_model:
+        model_config(cfg.critic_model, "critic_model")
     rubric = load_rubric(cfg.rubric)
     check_rewards(cfg.rewards, rubric)
-    prompts = load_manifest(cfg.prompts_manifest)
+    rate, max_seconds = user_audio_limits(cfg.model)  # bad prompts: skipped per on_bad_item, listed in audit.jsonl
+    prompts = audited_manifest(cfg.prompts_manifest, cfg.on_bad_item, cfg.output_dir, "audit",
+                               max_audio_seconds=max_seconds, sample_rate=rate)
     dump_config(cfg, out / "config.yaml")
 
     saslm = SASLM.from_pretrained(cfg.model, dtype=torch_dtype(cfg.dtype), seed=cfg.seed, bridge=cfg.bridge)
@@ -52,14 +58,14 @@ def run(cfg: UAPOConfig) -> dict:
     args = training_arguments(cfg.train, out / "checkpoints", cfg.seed)
     trainer = UAPOTrainer(
         model=saslm.model, args=args, train_dataset=ExampleDataset(prompts),
-        data_collator=PromptCollator(saslm.processor), reference=reference, processor=saslm.processor,
+        data_collator=PromptCollator(saslm.processor, drop_failures=True), reference=reference, processor=saslm.processor,
         speakers=saslm.speakers, utility_fn=RewardUtility(decode, rewards, gate, SAMPLE_RATE),
         sampling=saslm.sampling(cfg.sampling), num_samples=cfg.num_samples, beta=cfg.beta,
         margin_weighting=cfg.margin_weighting, params=groups["speech"], max_reply_tokens=cfg.max_reply_tokens,
         audio_every=cfg.audio_every, audio_clips=cfg.audio_clips,
     )
 
-    result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
+    result = trainer.train(resume_from_checkpoint=True)  # the last complete checkpoint, if any
 
     metrics = {"steps": result.global_step, "train_loss": result.training_loss}
     save_model_output(trainer, saslm, out / "model", metrics, "stage-3")
