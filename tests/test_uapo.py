@@ -18,6 +18,7 @@ from sa_slm.rewards import EmotionModelReward, RewardUtility, RubricReward, Util
 from sa_slm.talker.sampling import SamplingConfig
 from sa_slm.training.config import TrainSection
 from sa_slm.training.trainer_utils import training_arguments
+from sa_slm.uapo.consistency import logprob_agreement
 from sa_slm.uapo.rollouts import collect
 from sa_slm.uapo.trainer import UAPOTrainer, frozen_reference, sequence_logps
 
@@ -198,13 +199,18 @@ def test_teacher_forced_pass_on_recorded_states_matches_sampling_and_a_fresh_thi
     R = len(rb.policy.prompt_index)
     torch.testing.assert_close(logp[:R], rb.policy.logprobs.sum(-1), atol=1e-4, rtol=0)
     assert n_codes.tolist() == torch.cat([rb.policy.num_steps, rb.anchor.num_steps]).tolist()
-    # Rollouts and anchors given their dialogue context, with the Thinker run again.
+    # Rollouts and anchors given their dialogue context, with the Thinker run again (what doctor checks).
+    agreement = logprob_agreement(saslm.model, saslm.processor, rb, sampling)
+    assert agreement.num_codes == int(n_codes.sum())
+    assert agreement.sampled_vs_recorded <= 1e-4 and agreement.fresh_vs_recorded <= 1e-4
+    torch.testing.assert_close(logp, agreement.fresh.sum(-1), atol=1e-4, rtol=0)
+    # The same rows through the facade's own teacher-forced pass.
     rows = rb.policy.prompt_index.tolist() + [0, 1]
     codes = torch.nn.utils.rnn.pad_sequence([*rb.policy.codes, *rb.anchor.codes], batch_first=True,
                                             padding_value=saslm.model.talker.codec_pad_token)
     fresh = saslm.teacher_forced([convs[i] for i in rows], [rb.reply_ids[i] for i in rows], codes,
                                  torch.cat([rb.policy.num_steps, rb.anchor.num_steps]), sampling)
-    torch.testing.assert_close(logp, fresh.logprobs.sum(-1), atol=1e-4, rtol=0)
+    torch.testing.assert_close(agreement.fresh, fresh.logprobs, atol=1e-5, rtol=0)
     # The anchor was sampled without context: under the context its log-probs differ from the recorded ones.
     assert (logp[R:] - rb.anchor.logprobs.sum(-1)).abs().max() > 0.1
     rb.policy.codes = rb.policy.codes.roll(1, dims=1)  # control: other codes, other log-probs

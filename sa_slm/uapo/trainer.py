@@ -21,7 +21,7 @@ from trl.models.utils import unwrap_model_for_generation
 from ..audio import write_wav
 from ..data.manifest import Example
 from ..errors import SASLMError
-from ..modeling import SASLMOmniModel
+from ..modeling import SASLMOmniModel, SASLMOutput
 from ..processor import Conversation, OmniProcessor
 from ..rewards import UtilityFn, UtilityInput
 from ..seeding import derive_seed
@@ -46,22 +46,34 @@ def frozen_reference(model: SASLMOmniModel) -> SASLMOmniModel:
     return copy.deepcopy(model).eval().requires_grad_(False)
 
 
-def sequence_logps(model, rb: RolloutBatch, sampling: SamplingConfig, pad_id: int = 0
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B*K + B,) summed log-probs under `model` (policy or reference) of every rollout, then every
-    anchor, given its dialogue context x (the anchor too: r(y_anchor) = log pi(y_anchor|x) - log
-    pi_ref(y_anchor|x)), and (B*K + B,) the number of codes each sum covers.
-
-    One forward call: one bridge pass over the B contexts, each prefix selected for its rows, and one
-    Talker pass over all rows, on the Thinker states recorded during the rollouts.
-    """
-    device = rb.states.hidden.device
-    rows = torch.cat([rb.policy.prompt_index.to(device), torch.arange(len(rb.conversations), device=device)])
+def rollout_rows(rb: RolloutBatch, pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every rollout, then every anchor, as one batch: (B*K + B,) prompt row of each, (B*K + B, N) codes
+    padded with `pad_id`, (B*K + B,) steps of each (the terminating id included)."""
+    rows = torch.cat([rb.policy.prompt_index.cpu(), torch.arange(len(rb.conversations))])
     codes = pad_sequence([*rb.policy.codes.unbind(0), *rb.anchor.codes.unbind(0)], batch_first=True,
                          padding_value=pad_id)
-    lengths = torch.cat([rb.policy.num_steps, rb.anchor.num_steps])
-    out = model(thinker_states=rb.states, speaker_bos=torch.tensor(rb.speaker_bos, device=device), rows=rows,
-                codes=codes, code_lengths=lengths, sampling=sampling)
+    return rows, codes, torch.cat([rb.policy.num_steps, rb.anchor.num_steps])
+
+
+def rollout_logprobs(model, rb: RolloutBatch, sampling: SamplingConfig, pad_id: int = 0) -> SASLMOutput:
+    """Per-code log-probs under `model` (policy or reference) of every rollout, then every anchor, given
+    its dialogue context x (the anchor too), on the Thinker states recorded during the rollouts.
+
+    One forward call: one bridge pass over the B contexts, each prefix selected for its rows, and one
+    Talker pass over all rows. `logprobs` and `mask` are (B*K + B, N).
+    """
+    device = rb.states.hidden.device
+    rows, codes, lengths = rollout_rows(rb, pad_id)
+    return model(thinker_states=rb.states, speaker_bos=torch.tensor(rb.speaker_bos, device=device),
+                 rows=rows.to(device), codes=codes, code_lengths=lengths, sampling=sampling)
+
+
+def sequence_logps(model, rb: RolloutBatch, sampling: SamplingConfig, pad_id: int = 0
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B*K + B,) summed log-probs under `model` of every rollout, then every anchor, given its dialogue
+    context x (r(y_anchor) = log pi(y_anchor|x) - log pi_ref(y_anchor|x)), and (B*K + B,) the number of
+    codes each sum covers (see `rollout_logprobs`)."""
+    out = rollout_logprobs(model, rb, sampling, pad_id)
     return out.logprobs.sum(-1), out.mask.sum(-1)
 
 
