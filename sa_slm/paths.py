@@ -13,6 +13,7 @@ folder only through `path_inside`, which refuses any path that would resolve out
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from importlib.resources import files
 from pathlib import Path
@@ -119,3 +120,14 @@ def path_inside(root: Path, *names: object, suffix: str = "") -> Path:
         raise UnsafePathError(f"{path} resolves to {path.resolve()}, outside {Path(root).resolve()} "
                               "(a symbolic link?); remove the link or choose another output folder")
     return path
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` (UTF-8) in one step: a reader (another rank, a restarted run) sees the
+    old file or the new one, never a part. The temporary file is named per process, so ranks that write
+    the same file at once do not write into each other's."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

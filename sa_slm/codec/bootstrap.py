@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio import write_wav
-from ..paths import safe_filename
+from ..paths import safe_filename, write_text_atomic
 from ..pipeline import speak
 from ..processor import READ_ALOUD, Conversation, OmniProcessor
 from ..seeding import derive_seed
@@ -85,9 +85,7 @@ def _read_done(manifest: Path) -> set[str]:
         keep.append(line)
         done.add(obj["id"])
     if "".join(keep) != text:
-        tmp = manifest.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(keep), encoding="utf-8")
-        os.replace(tmp, manifest)
+        write_text_atomic(manifest, "".join(keep))
     return done
 
 

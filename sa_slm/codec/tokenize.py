@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from ..audio import AudioInput, load_audio
 from ..data.manifest import check_lines, read_lines
 from ..errors import ManifestError, SASLMError
+from ..paths import write_text_atomic
 from .encoder import SpeechTokenizer
 
 
@@ -36,12 +37,6 @@ def _rebase(path: str, src_dir: Path, dst_dir: Path) -> str:
     """A manifest-relative path re-expressed relative to another manifest's folder."""
     full = (src_dir / path).resolve()
     return os.path.relpath(full, dst_dir.resolve())
-
-
-def _write_atomic(path: Path, lines: list[str]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _earlier_codes(previous: list[str], i: int, reply_audio: str) -> bool:
@@ -111,9 +106,9 @@ def tokenize_manifest(tokenizer: SpeechTokenizer, manifest: str | Path, out: str
             obj["reply_codes"] = codes.tolist()
             lines[entry.lineno - 1] = json.dumps(obj, ensure_ascii=False)
             report.encoded += 1
-        _write_atomic(out, lines)  # progress survives an interruption
+        write_text_atomic(out, "".join(line + "\n" for line in lines))  # progress survives an interruption
         bar.update(len(pending[start : start + batch_size]))
     bar.close()
-    _write_atomic(out, lines)
+    write_text_atomic(out, "".join(line + "\n" for line in lines))
     report.failed = [message for _, message in sorted(failures)]
     return report

@@ -37,6 +37,7 @@ from transformers import WhisperFeatureExtractor
 
 from ..audio import load_audio
 from ..errors import AudioError, SASLMError
+from ..paths import write_text_atomic
 from ..processor import preset_feature_extractor
 from ..processor import user_audio_limits as processor_audio_limits
 from .manifest import Example, schema_problems, example_to_json, read_manifest
@@ -122,14 +123,6 @@ def _read_cache(file: Path | None) -> dict[str, dict]:
     return data if isinstance(data, dict) else {}
 
 
-def _write_atomic(file: Path, text: str) -> None:
-    """Write through a temporary file of this process (every rank of a launch audits the same manifest)."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, file)
-
-
 def decode_clips(paths: list[Path], *, sample_rate: int = DEFAULT_SAMPLE_RATE, cache_dir: str | Path | None = None,
                  workers: int | None = None, progress: bool = True) -> tuple[dict[Path, _Clip], int]:
     """Each distinct path decoded once (threads), cached by path + size + mtime. Returns the result per
@@ -157,7 +150,7 @@ def decode_clips(paths: list[Path], *, sample_rate: int = DEFAULT_SAMPLE_RATE, c
         fresh = {keys[p]: asdict(out[p]) for p in todo if keys[p]}
         audited = {key.rsplit("|", 2)[0] for key in fresh}
         kept = {k: v for k, v in cache.items() if k.rsplit("|", 2)[0] not in audited}  # drop stale versions
-        _write_atomic(cache_file, json.dumps({**kept, **fresh}))
+        write_text_atomic(cache_file, json.dumps({**kept, **fresh}))
     return out, len(todo)
 
 
@@ -219,7 +212,7 @@ def apply_audit(result: AuditResult, on_bad_item: str, output_dir: str | Path, m
         raise DataAuditError(f"on_bad_item: {on_bad_item!r} is not one of {', '.join(ON_BAD_ITEM)}")
     file = Path(output_dir) / f"{name}.jsonl"
     counts = {"manifest": str(manifest), "items": result.total, "good": len(result.good), "skipped": len(result.bad)}
-    _write_atomic(file, "".join(json.dumps(line) + "\n" for line in [counts] + [asdict(b) for b in result.bad]))
+    write_text_atomic(file, "".join(json.dumps(line) + "\n" for line in [counts] + [asdict(b) for b in result.bad]))
     if result.bad and on_bad_item == "error":
         shown = "; ".join(f"{b.where}: {b.problem}" for b in result.bad[:3])
         more = f"; ... ({len(result.bad) - 3} more)" if len(result.bad) > 3 else ""

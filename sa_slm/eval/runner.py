@@ -36,7 +36,7 @@ from ..errors import SASLMError
 from ..facade import SASLM
 from ..metrics import EmoAlign, clip_metrics
 from ..metrics.failures import failure
-from ..paths import distinct_filenames, is_inside, path_inside
+from ..paths import distinct_filenames, is_inside, path_inside, write_text_atomic
 from ..processor import Conversation, OmniProcessor
 from ..seeding import derive_seed
 from ..token2wav import SAMPLE_RATE
@@ -257,6 +257,4 @@ def run_eval(cfg: EvalConfig, loaded: dict[str, SASLM] | None = None) -> EvalRun
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
