@@ -135,7 +135,7 @@ def cmd_generate(args) -> None:
     _write_outputs(paths, result.waveforms, result.sample_rate)
 
 
-def cmd_tokenize(args) -> None:
+def cmd_tokenize(args) -> int:
     from .codec import SpeechTokenizer
     from .codec.tokenize import tokenize_manifest
 
@@ -147,7 +147,8 @@ def cmd_tokenize(args) -> None:
           f"{report.passed_through} without reply_audio, {len(report.failed)} failed")
     if report.failed:
         print(f"{len(report.failed)} of {report.lines} lines failed; see the lines above", file=sys.stderr)
-        args.exit_status = 1
+        return 1
+    return 0
 
 
 def cmd_probe(args) -> None:
@@ -211,7 +212,7 @@ def cmd_demo(args) -> None:
     run_demo(Path(args.out), seed=args.seed)
 
 
-def cmd_doctor(args) -> None:
+def cmd_doctor(args) -> int:
     """Run the go/no-go checks, print the table at the end; exit status 1 when any check is NO-GO."""
     from .doctor import NO_GO, format_table, parse_stages, run_doctor, write_json
 
@@ -221,7 +222,7 @@ def cmd_doctor(args) -> None:
     if args.json:
         write_json(rows, args.json)
     print(format_table(rows))
-    args.exit_status = 1 if any(row.status == NO_GO for row in rows) else 0
+    return 1 if any(row.status == NO_GO for row in rows) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "command", None) == "score" and not args.context and not args.context_text:
         print("error: give the dialogue context: --context (speech), --context-text, or both", file=sys.stderr)
         return 2
-    return report_errors(lambda: args.func(args)) or getattr(args, "exit_status", 0)
+    return report_errors(lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -33,13 +33,14 @@ class OutputError(SASLMError, OSError):
 
 
 def report_errors(fn) -> int:
-    """Run `fn()`; a SASLMError (bad input, bad config) becomes one `error: ...` line on stderr and exit
-    code 2 (what every command-line entry point returns)."""
+    """Run `fn()` and return its exit status (it returns None for 0, or an int, e.g. 1 for work done
+    with some items failed); a SASLMError (bad input, bad config) becomes one `error: ...` line on stderr
+    and exit code 2 (what every command-line entry point returns)."""
     import sys
 
     try:
-        fn()
+        status = fn()
     except SASLMError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return 0 if status is None else status
