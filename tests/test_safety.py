@@ -189,6 +189,17 @@ def test_invalid_eval_enum_values_are_config_errors(key, value, message):
         EvalConfig(manifest="m.jsonl", **{key: value})
 
 
+def test_eval_device_missing_on_this_machine_fails_before_loading(tmp_path, monkeypatch):
+    import torch
+
+    from sa_slm.facade import SASLM
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(SASLM, "from_pretrained", lambda *a, **k: pytest.fail("model loaded before validation"))
+    with pytest.raises(SASLMError, match=r"^device cuda: no CUDA device is visible .*use device cpu$"):
+        run_eval(_cfg(tmp_path, tmp_path / "out", ["r00_neutral"], device="cuda"))
+
+
 def test_torn_last_line_of_items_jsonl_is_redone_on_resume(tiny, tmp_path, caplog):
     ids = ["r00_neutral", "r00_happy", "r00_sad"]
     cfg = _cfg(tmp_path, tmp_path / "out", ids)

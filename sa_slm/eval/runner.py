@@ -33,7 +33,7 @@ from ..critic import RubricCritic, load_rubric
 from ..data.collate import example_conversation
 from ..data.manifest import BadLine, Example, read_manifest
 from ..errors import SASLMError
-from ..facade import SASLM
+from ..facade import SASLM, resolve_device
 from ..metrics import EmoAlign, clip_metrics
 from ..metrics.failures import failure
 from ..paths import distinct_filenames, is_inside, path_inside, write_text_atomic
@@ -195,8 +195,7 @@ def _check(cfg: EvalConfig) -> None:
             load_rubric(cfg.rubric)
     except SASLMError as exc:
         raise ConfigError(str(exc)) from exc
-    if cfg.device is not None and torch.device(cfg.device).type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {cfg.device!r} but this machine has no usable CUDA device; use device=cpu")
+    resolve_device(cfg.device, "device")  # the device exists on this machine (cuda visible, index in range)
 
 
 def run_eval(cfg: EvalConfig, loaded: dict[str, SASLM] | None = None) -> EvalRun:
