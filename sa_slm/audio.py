@@ -65,12 +65,16 @@ def load_audio(
         raise AudioError(f"{name}: audio is empty (0 samples)")
     if not np.all(np.isfinite(wav)):
         raise AudioError(f"{name}: audio contains NaN or infinite samples")
-    seconds = wav.shape[0] / sr
+    check_duration(name, wav.shape[0] / sr, max_seconds)
+    return resample(wav, sr, target_sr)
+
+
+def check_duration(name: str, seconds: float, max_seconds: float | None) -> None:
+    """InputTooLongError naming `name` when `seconds` exceeds `max_seconds` (None: no limit)."""
     if max_seconds is not None and seconds > max_seconds:
         raise InputTooLongError(
             f"{name}: audio is {seconds:.1f} s long, the model takes at most {max_seconds:.0f} s; split or trim it"
         )
-    return resample(wav, sr, target_sr)
 
 
 def write_wav(path: str | Path, wav: np.ndarray, sr: int) -> Path:

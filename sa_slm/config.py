@@ -9,7 +9,6 @@ package; `${resource:...}` inside a config points at a shipped file.
 from __future__ import annotations
 
 import codecs
-
 import difflib
 import math
 from pathlib import Path

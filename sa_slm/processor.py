@@ -60,7 +60,7 @@ def preset_feature_extractor() -> WhisperFeatureExtractor:
     return WhisperFeatureExtractor(feature_size=128)
 
 
-def user_audio_limits(feature_extractor: WhisperFeatureExtractor) -> tuple[int, float]:
+def feature_extractor_limits(feature_extractor: WhisperFeatureExtractor) -> tuple[int, float]:
     """(sampling rate, longest user clip in seconds) a feature extractor takes in one piece (its window)."""
     rate = int(feature_extractor.sampling_rate)
     return rate, float(feature_extractor.n_samples) / rate
@@ -84,12 +84,12 @@ class OmniProcessor:
     # ---- audio -------------------------------------------------------------------------------
     @property
     def sampling_rate(self) -> int:
-        return user_audio_limits(self.feature_extractor)[0]
+        return feature_extractor_limits(self.feature_extractor)[0]
 
     @property
     def max_audio_seconds(self) -> float:
         """Longest user audio the audio tower takes in one piece (the Whisper window)."""
-        return user_audio_limits(self.feature_extractor)[1]
+        return feature_extractor_limits(self.feature_extractor)[1]
 
     def load_audio(self, audio: AudioInput, sampling_rate: int | None = None) -> np.ndarray:
         return load_audio(audio, self.sampling_rate, sampling_rate, max_seconds=self.max_audio_seconds)

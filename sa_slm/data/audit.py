@@ -35,11 +35,11 @@ import soundfile as sf
 from tqdm.auto import tqdm
 from transformers import WhisperFeatureExtractor
 
-from ..audio import load_audio
-from ..errors import AudioError, SASLMError
+from ..audio import check_duration, load_audio
+from ..errors import AudioError, InputTooLongError, SASLMError
 from ..paths import write_text_atomic
 from ..processor import preset_feature_extractor
-from ..processor import user_audio_limits as processor_audio_limits
+from ..processor import feature_extractor_limits
 from .manifest import Example, schema_problems, example_to_json, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def user_audio_limits(model: str) -> tuple[int, float]:
     folder = Path(model)
     saved = (folder / "preprocessor_config.json").is_file()
     fe = WhisperFeatureExtractor.from_pretrained(str(folder)) if saved else preset_feature_extractor()
-    return processor_audio_limits(fe)
+    return feature_extractor_limits(fe)
 
 
 def _cache_key(path: Path) -> str | None:
@@ -177,9 +177,11 @@ def audit_examples(examples: list[Example], *, codebook_size: int | None = None,
             clip = clips[path]
             if not clip.ok:
                 problems.append(f"'{key}' {clip.problem}")
-            elif key == "user_audio" and max_audio_seconds is not None and clip.seconds > max_audio_seconds:
-                problems.append(f"'{key}' {path}: audio is {clip.seconds:.1f} s long, the model takes at most "
-                                f"{max_audio_seconds:.0f} s; split or trim it")
+            elif key == "user_audio":
+                try:
+                    check_duration(str(path), clip.seconds, max_audio_seconds)
+                except InputTooLongError as exc:
+                    problems.append(f"'{key}' {exc}")
         if problems:
             bad.append(BadItem(ex.source, ex.id, "; ".join(problems)))
         else:
