@@ -78,7 +78,7 @@ def _template_fields(where: str, key: str, template: str, allowed: set[str]) -> 
     if positional:
         raise RubricError(f"{where}: '{key}' has a positional placeholder '{{{positional[0]}}}'; use a named one: "
                           + ", ".join(f"{{{a}}}" for a in sorted(allowed)))
-    unknown = {name for name in names} - allowed
+    unknown = set(names) - allowed
     if unknown:
         raise RubricError(f"{where}: '{key}' uses unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
 
