@@ -65,7 +65,15 @@ def test_eval_cli_on_the_tiny_model_writes_wavs_jsonl_summary_and_a_matching_rep
         wav, sr = sf.read(out / r["wav"])
         assert sr == 24_000 and len(wav) > 0
         m = r["metrics"]
-        assert 0 <= m["wer"] and m["transcript"] is not None  # pocketsphinx ran
+        assert m["transcript"] is not None  # pocketsphinx ran
+        # 20 codes cannot hold a reply and the random Talker never ends one: model rows are flagged and
+        # have no WER; the recordings are whole.
+        assert r["truncated"] is (r["model"] != "reference")
+        if r["truncated"]:
+            assert m["wer"] is None
+            assert any(e.startswith("wer: audio cut by the code budget") for e in r["metric_errors"])
+        else:
+            assert 0 <= m["wer"]
         if r["model"] != "reference":  # the self-critic judges model columns (the reference has no "self")
             assert all(0 <= m[f"critic_{d}"] <= 1 for d in ("emotion", "prosody", "naturalness", "utility"))
         assert m["emo_align"] is None  # no emotion2vec weights here: unavailable, not guessed
@@ -74,6 +82,8 @@ def test_eval_cli_on_the_tiny_model_writes_wavs_jsonl_summary_and_a_matching_rep
     assert ref["r00_calm"]["speaking_rate_wps"] < ref["r00_neutral"]["speaking_rate_wps"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["models"] == ["reference", "add", "vib_adaln"]
+    assert [summary["items"][m]["truncated"] for m in summary["models"]] == [0, 5, 5]
+    assert summary["metrics"]["wer"]["add"]["n"] == 0 and summary["metrics"]["wer"]["reference"]["n"] == 5
     assert "emo_align" in summary["unavailable"]
     # The report's table is the JSONL, averaged.
     parser = SummaryCells()
@@ -104,7 +114,11 @@ def test_bad_items_are_reported_and_the_rest_evaluated(tmp_path):
     assert "'reply_text' is missing or empty" in rows["r00_happy"]["error"]
     assert f"{manifest}:4" in rows[f"{manifest}:4"]["error"]  # the broken line, by file and line
     assert rows["r00_sad"]["error"] is None and (run.run_dir / rows["r00_sad"]["wav"]).is_file()
-    assert run.summary["items"]["tiny"] == {"total": 4, "failed": 3}
+    # 10 codes (0.4 s) cannot hold the reply: the random Talker never ends it, so the row is flagged
+    # and has no per-word measure.
+    assert rows["r00_sad"]["truncated"] is True and rows["r00_sad"]["metrics"]["speaking_rate_wps"] is None
+    assert any("cut by the code budget" in e for e in rows["r00_sad"]["metric_errors"])
+    assert run.summary["items"]["tiny"] == {"total": 4, "failed": 3, "truncated": 1}
     html = run.report.read_text()
     assert "gone.wav" in html and "Failed items" in html
     assert "wer" in run.summary["unavailable"]
@@ -127,3 +141,29 @@ def test_item_audio_does_not_depend_on_the_batch_and_resume_keeps_finished_items
     again = run("batched", 3)  # resume: nothing left to do, nothing regenerated
     assert wav.stat().st_mtime_ns == stamp
     assert again.items.read_text() == batched.items.read_text()
+
+
+def test_the_runner_flags_exactly_the_replies_the_code_budget_cut(tmp_path, tiny, monkeypatch):
+    """`truncated` follows the Talker's per-row EOS flag: the tiny model never emits EOS within 4 codes,
+    so both replies are cut; a wrapper reports the first row as ended to show the flag is per row."""
+    rollouts = tiny.rollouts
+
+    def first_row_ends(*args, **kwargs):
+        out = rollouts(*args, **kwargs)
+        assert not out.codes.finished.any()  # 4 codes: the budget cut every row
+        out.codes.finished[0] = True
+        return out
+
+    monkeypatch.setattr(tiny, "rollouts", first_row_ends)
+    cfg = EvalConfig(manifest=str(CORPUS_DIR / "manifest.jsonl"), output_dir=str(tmp_path / "run"),
+                     models=[ModelEntry(name="tiny")], asr=None, critic=None, max_items=2, batch_size=2,
+                     sampling=SamplingConfig(max_new_codes=4))
+    run = run_eval(cfg, loaded={"tiny": tiny})
+    rows = {r["id"]: r for r in (json.loads(x) for x in run.items.read_text().splitlines())}
+    ended, cut = rows["r00_neutral"], rows["r00_happy"]
+    assert ended["truncated"] is False and cut["truncated"] is True
+    assert not any("code budget" in e for e in ended["metric_errors"])
+    assert any(e.startswith("speaking_rate: audio cut by the code budget") for e in cut["metric_errors"])
+    assert cut["metrics"]["speaking_rate_wps"] is None
+    assert run.summary["items"]["tiny"] == {"total": 2, "failed": 0, "truncated": 1}
+    assert "1 cut by the code budget" in (run.run_dir / "summary.md").read_text()

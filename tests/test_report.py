@@ -112,7 +112,8 @@ def test_summarise_by_hand(run):
     assert m["critic_emotion"]["base"] == pytest.approx({"mean": 0.6, "std": 0.1, "n": 2})
     assert m["critic_emotion"]["stage3"] == pytest.approx({"mean": 0.75, "std": 0.15, "n": 2})
     assert m["emo_align"]["base"] == {"mean": None, "std": None, "n": 0}
-    assert summary["items"] == {"base": {"total": 3, "failed": 0}, "stage3": {"total": 3, "failed": 1}}
+    assert summary["items"] == {"base": {"total": 3, "failed": 0, "truncated": 0},
+                                "stage3": {"total": 3, "failed": 1, "truncated": 0}}
     assert summary["unavailable"] == {"emo_align": EMO_REASON}
     assert json.loads(json.dumps(summary)) == summary
     md = summary_markdown(summary)

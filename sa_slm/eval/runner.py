@@ -5,7 +5,8 @@ Writes into `output_dir`:
                                  `sa_slm.paths.distinct_filenames` (unsafe characters replaced, a hash
                                  added where a name changed, distinct even ignoring case), and every
                                  path is joined by `path_inside`, so nothing is written outside `output_dir`
-    items.jsonl                  one row per (model, item): text, wav, metrics, or the error that stopped it
+    items.jsonl                  one row per (model, item): text, wav, metrics, `truncated` (the code
+                                 budget cut the reply: no per-word metrics), or the error that stopped it
     summary.json, summary.md     per-model mean ± std of every metric, side by side
     report/index.html            tables, distributions, F0 contours, training curves, audio players
 
@@ -65,6 +66,7 @@ class Spoken:
     text: str | None = None
     wav: np.ndarray | None = None  # 24 kHz
     error: str | None = None
+    truncated: bool = False  # the code budget cut the reply (no EOS): the audio lacks its last words
 
 
 def _speak(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, items: list[Spoken]) -> None:
@@ -81,8 +83,8 @@ def _speak(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, items: list[Spoken]
     wavs = saslm.model.decode_codes([out.codes.audio_codes(r) for r in range(len(items))],
                                     [saslm.speakers[name] for name in speakers],
                                     [derive_seed(cfg.seed, "token2wav", 0)] * len(items))
-    for s, text, wav in zip(items, out.reply_texts, wavs):
-        s.text, s.wav = text, wav.numpy()
+    for s, text, wav, ended in zip(items, out.reply_texts, wavs, out.codes.finished.tolist()):
+        s.text, s.wav, s.truncated = text, wav.numpy(), not ended
 
 
 def speak_items(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, examples: list[Example]) -> list[Spoken]:
@@ -162,7 +164,8 @@ def evaluate_model(spoken: list[Spoken], entry: ModelEntry, cfg: EvalConfig, run
     done = [s for s in spoken if s.error is None]
     emotions = [s.example.labels.get(cfg.emotion_key) for s in done]
     measured = clip_metrics([s.wav for s in done], SAMPLE_RATE, [s.text for s in done],
-                            [e if isinstance(e, str) else None for e in emotions], transcribe, emo, progress=True)
+                            [e if isinstance(e, str) else None for e in emotions], transcribe, emo, progress=True,
+                            truncated=[s.truncated for s in done])
     judged = critic_metrics(critic, done) if critic is not None else [{} for _ in done]
     results = iter(zip(measured, judged))  # in the order of `done`
     rows = []
@@ -173,6 +176,7 @@ def evaluate_model(spoken: list[Spoken], entry: ModelEntry, cfg: EvalConfig, run
         if s.error is None:
             metrics, judged_row = next(results)
             errors = list(metrics.pop("errors", []))
+            row["truncated"] = metrics.pop("truncated")
             if "critic_error" in judged_row:
                 errors.append(judged_row.pop("critic_error"))
             labels = {k: v for k, v in metrics.items() if k in LABEL_KEYS}  # per-item text, not metrics

@@ -75,20 +75,23 @@ def summarise(rows: list[dict], models: list[str] | None = None,
 
     models: column order (default: order of first appearance; rows of other models are ignored).
     Per metric and model: mean and population std (ddof=0) of the non-null finite values, n their count;
-    mean/std are None when n = 0. `unavailable` maps metric -> reason; a metric with no value for any
-    model is added with a generic reason unless one is given.
+    mean/std are None when n = 0. Per model, `items` counts rows, failed rows and rows whose audio was
+    cut by the code budget (`truncated`; their per-word metrics are None, so no mean counts them).
+    `unavailable` maps metric -> reason; a metric with no value for any model is added with a generic
+    reason unless one is given.
     """
     if models is None:
         models = list(dict.fromkeys(row["model"] for row in rows))
     names = metric_names(rows)
     values: dict[str, dict[str, list[float]]] = {name: {m: [] for m in models} for name in names}
-    items = {m: {"total": 0, "failed": 0} for m in models}
+    items = {m: {"total": 0, "failed": 0, "truncated": 0} for m in models}
     for row in rows:
         model = row.get("model")
         if model not in items:
             continue
         items[model]["total"] += 1
         items[model]["failed"] += bool(row.get("error"))
+        items[model]["truncated"] += bool(row.get("truncated"))  # cut by the code budget: no per-word values
         for name, value in (row.get("metrics") or {}).items():
             if name in values and is_number(value):
                 values[name][model].append(float(value))
@@ -133,7 +136,8 @@ def summary_markdown(summary: dict) -> str:
     counts = summary.get("items") or {}
     if counts:
         lines += ["", "Items: " + ", ".join(
-            f"{m} {counts[m]['total']} ({counts[m]['failed']} failed)" for m in models if m in counts)]
+            f"{m} {counts[m]['total']} ({counts[m]['failed']} failed, {counts[m].get('truncated', 0)} cut by the "
+            "code budget)" for m in models if m in counts)]
     unavailable = summary.get("unavailable") or {}
     if unavailable:
         lines += [""] + [f"- {name} unavailable: {reason}" for name, reason in unavailable.items()]
