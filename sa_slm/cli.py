@@ -1,4 +1,4 @@
-"""`sa-slm` command line: generate, score, tokenize, probe, eval, demo, doctor."""
+"""`sa-slm` command line: generate, score, tokenize, probe, eval, demo, doctor, data."""
 
 from __future__ import annotations
 
@@ -225,6 +225,57 @@ def cmd_doctor(args) -> int:
     return 1 if any(row.status == NO_GO for row in rows) else 0
 
 
+def _pairs(flag: str, values: list[str] | None) -> dict[str, str]:
+    """`key=value` arguments of a repeated flag as a dict (a later key wins)."""
+    out = {}
+    for value in values or []:
+        key, sep, rest = value.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} {value!r}: expected key=value")
+        out[key.strip()] = rest
+    return out
+
+
+def cmd_data_prepare(args) -> int:
+    """Prepare one split of a local download; exit status 1 when some rows were skipped (listed in the
+    skip report), 0 when every row made it."""
+    from .corpora import prepare
+
+    options: dict[str, object] = _pairs("--option", args.option)
+    if args.column:
+        options["columns"] = _pairs("--column", args.column)
+    kwargs = {"user_text": args.user_text} if args.user_text is not None else {}
+    result = prepare(args.name, args.src, args.out, args.split, **kwargs, **options)
+    print(f"wrote {result.manifest} (data card {result.card_md}, texts {result.texts})")
+    summary = f"prepared {result.items} items ({result.hours:.2f} h)"
+    if result.skipped:
+        print(f"{summary}; skipped {len(result.skipped)} (see {result.skipped_file})", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+def cmd_data_merge(args) -> int:
+    """Merge prepared manifests into one; exit status 1 when a source line was bad (left out and listed)."""
+    from .corpora.merge import merge_manifests
+
+    result = merge_manifests(args.manifests, args.out)
+    counts = ", ".join(f"{name} {n}" for name, n in result.counts.items())
+    print(f"wrote {result.path}: {result.total} items ({counts})")
+    for bad in result.bad:
+        print(f"skipped {bad.where}: {'; '.join(bad.problems)}", file=sys.stderr)
+    return 1 if result.bad else 0
+
+
+def cmd_data_list(args) -> None:
+    from .corpora import RECIPES
+
+    for recipe in sorted(RECIPES.values(), key=lambda r: r.name):
+        splits = "from the source" if recipe.find_splits else ", ".join(recipe.splits)
+        options = f"; options: {', '.join(recipe.options)}" if recipe.options else ""
+        print(f"{recipe.name:<14} {recipe.stage:<16} {recipe.summary} (splits: {splits}{options})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sa-slm", description="Expressive speech generation with Qwen2.5-Omni")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -300,6 +351,35 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder with stage<N>.yaml or stage<N>_*.yaml (default: the shipped configs of the model size)")
     dr.add_argument("--json", default=None, help="also write the rows to this JSON file")
     dr.set_defaults(func=cmd_doctor)
+
+    da = sub.add_parser("data", help="turn a local corpus download into manifests with a data card (dataset recipes)")
+    dsub = da.add_subparsers(dest="data_command", required=True)
+    dp = dsub.add_parser("prepare", help="prepare one split of a download: WAVs, <split>.jsonl, texts, data card",
+                         epilog="Writes <out>/<split>.jsonl, <out>/wavs/<split>/, <out>/<split>.texts.txt (stage-0 "
+                                "bootstrap texts), <out>/<split>.skipped.jsonl and the data card <out>/<split>.card.md "
+                                "(.card.json, .durations.png); a rerun replaces that split's outputs. Exit status: 0 "
+                                "every row prepared; 1 prepared, but some rows were skipped (see the skip report); "
+                                "2 nothing was done (bad arguments, a source the recipe cannot read).")
+    dp.add_argument("name", help="recipe name (`sa-slm data list`)")
+    dp.add_argument("--src", required=True, help="the download's folder")
+    dp.add_argument("--out", required=True, help="output folder (outside --src)")
+    dp.add_argument("--split", default=None, help="split to prepare (default: the recipe's first)")
+    dp.add_argument("--column", action="append", metavar="FIELD=COLUMN",
+                    help="map a field to a source column (hf, table): text=sentence, audio=audio, speaker_id=client_id")
+    dp.add_argument("--option", action="append", metavar="KEY=VALUE", help="a recipe option (`sa-slm data list`)")
+    dp.add_argument("--user-text", default=None,
+                    help="user turn for items whose source has none (TTS corpora; default: 'Please read this text aloud.')")
+    dp.set_defaults(func=cmd_data_prepare)
+    dm = dsub.add_parser("merge", help="merge prepared manifests (e.g. Genshin + EmoVoice-DB for stage 2) into one",
+                         epilog="Audio paths are rewritten relative to the merged manifest (no copies); ids become "
+                                "<corpus>/<id>, the corpus being the source manifest's folder name or NAME in "
+                                "NAME=path. Exit status: 0 every line merged; 1 merged, but bad source lines were "
+                                "left out (listed); 2 nothing was done.")
+    dm.add_argument("manifests", nargs="+", metavar="[NAME=]MANIFEST", help="prepared manifests (<out>/<split>.jsonl)")
+    dm.add_argument("--out", required=True, help="the merged manifest to write")
+    dm.set_defaults(func=cmd_data_merge)
+    dl = dsub.add_parser("list", help="the recipes: stage they feed, splits, options")
+    dl.set_defaults(func=cmd_data_list)
     return parser
 
 

@@ -247,7 +247,7 @@ def check_data(plans: list[StagePlan], model: str) -> str:
             codes = vocab if plan.stage in (1, 2) and key == "train_manifest" else None
             # Cached in the stage's output folder, where its recipe audits again: the step decodes nothing.
             result = audit_manifest(path, codebook_size=codes, max_audio_seconds=max_seconds,
-                                    cache_dir=plan.config.output_dir, progress=False)
+                                    cache_dir=plan.config.output_dir, progress=False, require_codes=codes is not None)
             checked.append(f"stage {plan.stage} {key} {len(result.good)}/{result.total} good")
             if result.bad:
                 first = result.bad[0]

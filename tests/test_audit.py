@@ -221,3 +221,17 @@ def test_stage3_skips_a_prompt_with_undecodable_user_audio(tmp_path, caplog):
     assert "audit: 1 of 40 items skipped" in caplog.text
     rows = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows[1:]] == [BAD_ID] and "'user_audio'" in rows[1]["problem"]
+
+
+def test_stage1_items_without_codes_are_bad_items(tmp_path):
+    """A line `sa-slm tokenize` passed through without codes (no reply_audio) is skipped and listed under
+    `require_codes`, like any other bad item; without `require_codes` (stage 3, evaluation) it is good."""
+
+    def drop_codes(obj, folder):
+        del obj["reply_codes"]
+
+    manifest = corpus_manifest(tmp_path, drop_codes)
+    result = audit_manifest(manifest, codebook_size=8448, progress=False, require_codes=True)
+    assert [(b.where, b.id) for b in result.bad] == [(f"{manifest}:13", BAD_ID)]
+    assert result.bad[0].problem == audit.MISSING_CODES and len(result.good) == 39
+    assert audit_manifest(manifest, codebook_size=8448, progress=False).bad == []

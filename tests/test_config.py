@@ -151,7 +151,7 @@ def no_model_loads(monkeypatch):
 
 @pytest.mark.parametrize("recipe, args, message", [
     ("stage1", ["train_manifest=nowhere.jsonl"], "nowhere.jsonl: manifest not found"),
-    ("stage1", ["train_manifest=${resource:tiny_corpus/manifest.jsonl}"], "have no reply_codes"),
+    ("stage1", ["train_manifest=${resource:tiny_corpus/manifest.jsonl}"], "no 'reply_codes'; fill them with `sa-slm tokenize`"),
     ("stage3", ["rubric=no_such_rubric"], "rubric not found"),
     ("stage3", ["prompts_manifest=nowhere.jsonl"], "nowhere.jsonl: manifest not found"),
     ("stage3", ["wer_gate.asr=kaldi"], "unknown ASR backend 'kaldi'"),

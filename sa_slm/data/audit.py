@@ -6,7 +6,8 @@ What is a bad item (each becomes one `BadItem`, `where` = "<file>:<line>", `id`,
   `reply_codes` outside the codec vocabulary when the codebook size is known): `read_manifest`'s checks;
 - an audio file (`user_audio`, `reply_audio`) that does not decode with `load_audio`, the call the
   collators make (corrupt, empty, NaN samples);
-- a `user_audio` clip longer than the audio tower takes (`max_audio_seconds`, the processor's limit).
+- a `user_audio` clip longer than the audio tower takes (`max_audio_seconds`, the processor's limit);
+- for stages 1-2 (`require_codes`), an item without `reply_codes`.
 
 Schema errors and undecodable audio are treated alike: with `on_bad_item: skip` (the training default)
 the item is left out, listed in `<output_dir>/audit[_<name>].jsonl` and counted in the log
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 #: Values of the configs' `on_bad_item` key.
 ON_BAD_ITEM = ("skip", "error")
+MISSING_CODES = ("no 'reply_codes'; fill them with `sa-slm tokenize` and a stage-0 tokenizer (a line without "
+                 "reply_audio, or whose audio failed to encode, has none)")
 CACHE_FILE = "audio_audit_cache.json"
 #: Rate the audit decodes at: the Whisper feature extractor's (the collators' `processor.load_audio`).
 DEFAULT_SAMPLE_RATE = 16_000
@@ -157,11 +160,13 @@ def decode_clips(paths: list[Path], *, sample_rate: int = DEFAULT_SAMPLE_RATE, c
 def audit_examples(examples: list[Example], *, codebook_size: int | None = None,
                    max_audio_seconds: float | None = None, sample_rate: int = DEFAULT_SAMPLE_RATE,
                    cache_dir: str | Path | None = None, workers: int | None = None,
-                   progress: bool = True) -> AuditResult:
+                   progress: bool = True, require_codes: bool = False) -> AuditResult:
     """Split `examples` into those training can use and the bad ones (see the module docstring).
 
     codebook_size: check `reply_codes` with the manifest reader's own range check. max_audio_seconds:
-    the longest `user_audio` the model takes (`user_audio_limits`); None: no limit.
+    the longest `user_audio` the model takes (`user_audio_limits`); None: no limit. require_codes: an
+    item without `reply_codes` is bad (stages 1-2 train on codes; `sa-slm tokenize` passes a line
+    without `reply_audio`, or one whose audio failed, through without them).
     """
     root = Path("/")
     schema = {id(ex): schema_problems(example_to_json(ex, root), root, False, codebook_size) for ex in examples}
@@ -171,6 +176,8 @@ def audit_examples(examples: list[Example], *, codebook_size: int | None = None,
     good, bad = [], []
     for ex in examples:
         problems = list(schema[id(ex)])
+        if require_codes and not ex.reply_codes:
+            problems.append(MISSING_CODES)
         for key, path in (("user_audio", ex.user_audio), ("reply_audio", ex.reply_audio)):
             if path is None:
                 continue
@@ -191,11 +198,11 @@ def audit_examples(examples: list[Example], *, codebook_size: int | None = None,
 
 def audit_manifest(path: str | Path, *, codebook_size: int | None = None, max_audio_seconds: float | None = None,
                    sample_rate: int = DEFAULT_SAMPLE_RATE, cache_dir: str | Path | None = None,
-                   workers: int | None = None, progress: bool = True) -> AuditResult:
+                   workers: int | None = None, progress: bool = True, require_codes: bool = False) -> AuditResult:
     """`read_manifest` (its bad lines become bad items) + `audit_examples` on the lines it accepts."""
     examples, lines = read_manifest(path, check_files=True, codebook_size=codebook_size)
     result = audit_examples(examples, max_audio_seconds=max_audio_seconds, sample_rate=sample_rate,
-                            cache_dir=cache_dir, workers=workers, progress=progress)
+                            cache_dir=cache_dir, workers=workers, progress=progress, require_codes=require_codes)
     result.bad = [BadItem(b.where, b.id, "; ".join(b.problems)) for b in lines] + result.bad
     result.bad.sort(key=lambda b: _line_order(b.where))
     return result
@@ -221,7 +228,9 @@ def apply_audit(result: AuditResult, on_bad_item: str, output_dir: str | Path, m
         raise DataAuditError(f"{len(result.bad)} of {result.total} items of {manifest} are bad: {shown}{more} "
                              f"(all listed in {file}); fix them, or set on_bad_item=skip to train without them")
     if not result.good:
-        raise DataAuditError(f"{manifest}: no usable item ({len(result.bad)} bad, listed in {file})")
+        first = result.bad[0] if result.bad else None
+        shown = f"; first: {first.where}: {first.problem}" if first else ""
+        raise DataAuditError(f"{manifest}: no usable item ({len(result.bad)} bad, listed in {file}{shown})")
     message = f"audit: {len(result.bad)} of {result.total} items skipped (see {file})"
     if result.bad:
         logger.warning(message)
@@ -232,9 +241,11 @@ def apply_audit(result: AuditResult, on_bad_item: str, output_dir: str | Path, m
 
 def audited_manifest(path: str | Path, on_bad_item: str, output_dir: str | Path, name: str = "audit", *,
                      codebook_size: int | None = None, max_audio_seconds: float | None = None,
-                     sample_rate: int = DEFAULT_SAMPLE_RATE, progress: bool = True) -> list[Example]:
+                     sample_rate: int = DEFAULT_SAMPLE_RATE, progress: bool = True,
+                     require_codes: bool = False) -> list[Example]:
     """What a training recipe calls before its model loads: `audit_manifest` (cached in `output_dir`),
     then `apply_audit` (the audit file `<output_dir>/<name>.jsonl`); the examples to train on."""
     result = audit_manifest(path, codebook_size=codebook_size, max_audio_seconds=max_audio_seconds,
-                            sample_rate=sample_rate, cache_dir=output_dir, progress=progress)
+                            sample_rate=sample_rate, cache_dir=output_dir, progress=progress,
+                            require_codes=require_codes)
     return apply_audit(result, on_bad_item, output_dir, path, name)

@@ -16,7 +16,6 @@ from pathlib import Path
 from ..config import dump_config, torch_dtype
 from ..data import ExampleDataset, TeacherForcingCollator, audited_manifest, user_audio_limits
 from ..data.manifest import Example
-from ..errors import SASLMError
 from ..facade import SASLM
 from ..presets import model_config
 from ..sft.config import SFTConfig
@@ -33,11 +32,7 @@ def load_data(cfg: SFTConfig) -> tuple[list[Example], list[Example] | None]:
     vocab = model_config(cfg.model).talker_config.vocab_size
     rate, max_seconds = user_audio_limits(cfg.model)
     limits = {"codebook_size": vocab, "max_audio_seconds": max_seconds, "sample_rate": rate}
-    train = audited_manifest(cfg.train_manifest, cfg.on_bad_item, cfg.output_dir, "audit", **limits)
-    missing = [ex.source for ex in train if not ex.reply_codes]
-    if missing:
-        raise SASLMError(f"{len(missing)} example(s) have no reply_codes (first: {missing[0]}); "
-                         "run `sa-slm tokenize` with a stage-0 tokenizer first")
+    train = audited_manifest(cfg.train_manifest, cfg.on_bad_item, cfg.output_dir, "audit", require_codes=True, **limits)
     evaluation = (audited_manifest(cfg.eval_manifest, cfg.on_bad_item, cfg.output_dir, "audit_eval", **limits)
                   if cfg.eval_manifest else None)
     return train, evaluation
