@@ -110,29 +110,36 @@ def _script_info(folder: Path, case_ids: list) -> Path:
 def test_echomind_case_ids_cannot_write_or_delete_outside_the_output_folder(adapter, tmp_path):
     info = _script_info(tmp_path / "bench", ["id_1", "../../x", str(tmp_path / "abs")])
     out = tmp_path / "a" / "out"
-    sentinel = tmp_path / "x_target.wav"  # what out/../../x_target.wav names
+    sentinel = tmp_path / "a" / "x_saslm_response_target.wav"  # what <cue folder>/../../x_... would name
+    sentinel.parent.mkdir(parents=True)
     sentinel.write_bytes(b"keep me")
     before = _tree(tmp_path)
-    rows = run_echomind(adapter, info, out, progress=False)
+    responses = run_echomind(adapter, info, out, progress=False)
     assert sentinel.read_bytes() == b"keep me"
     outside = {k: v for k, v in _tree(tmp_path).items() if not k.startswith("a/out/")}
     assert outside == before  # nothing written, changed or deleted outside `out`
-    assert [r["id"] for r in rows] == ["id_1_target", "../../x_target", f"{tmp_path}/abs_target"]
-    names = [r["output_wav"] for r in rows]
-    assert names[0] == "id_1_target.wav" and names[1] == f"_._.._x_target-{_sha('../../x_target')}.wav"
+    # Upstream's names where they are plain (id_1), the sanitiser's (name + hash) where they are not.
+    stems = ["id_1_saslm_response_target", "../../x_saslm_response_target",
+             f"{tmp_path}/abs_saslm_response_target"]
+    names = [safe_filename(stem) + ".wav" for stem in stems]
+    assert names[0] == "id_1_saslm_response_target.wav" and names[1].endswith(f"-{_sha(stems[1])}.wav")
+    assert responses == out / "saslm" / "no" / "saslm_no_output_responses.json"
+    written = {k for k in _tree(out)}
+    assert written == {"saslm/no/saslm_no_output_responses.json", *(f"saslm/no/happy/{n}" for n in names)}
     for name in names:
-        assert (out / name).is_file() and sf.info(str(out / name)).samplerate == 24_000
-    bench = json.loads((out / "output_responses.json").read_text())
+        assert sf.info(str(out / "saslm" / "no" / "happy" / name)).samplerate == 24_000
+    bench = json.loads(responses.read_text())
     assert [c["output_content"]["target"]["file"] for c in bench] == names
 
 
 def test_echomind_duplicate_case_id_second_is_skipped_and_reported(adapter, tmp_path):
     info = _script_info(tmp_path / "bench", ["id_1", "id_2", "id_1"])
     with pytest.warns(EchoMindWarning, match=r"case #2: duplicate case_id 'id_1' \(first at case #0\)"):
-        rows = run_echomind(adapter, info, tmp_path / "out", progress=False)
-    assert [r["id"] for r in rows] == ["id_1_target", "id_2_target"]
-    bench = json.loads((tmp_path / "out" / "output_responses.json").read_text())
-    assert [c["case_id"] for c in bench] == ["id_1", "id_2"]
+        responses = run_echomind(adapter, info, tmp_path / "out", progress=False)
+    bench = json.loads(responses.read_text())
+    assert [c["case_id"] for c in bench] == ["id_1", "id_2", "id_1"]
+    answered = [c["output_content"].get("target", {}).get("file") for c in bench]
+    assert answered == ["id_1_saslm_response_target.wav", "id_2_saslm_response_target.wav", None]
 
 
 # ---- sa-slm eval ------------------------------------------------------------------------------

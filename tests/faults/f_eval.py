@@ -36,9 +36,9 @@ def _tree(root: Path) -> set[str]:
 # ---- EchoMind ---------------------------------------------------------------------------------
 def _script_info(tmp: Path, case_ids: list[str]) -> Path:
     shutil.copytree(ECHOMIND_AUDIO, tmp / "bench" / "audio")
-    cases = [{"case_id": cid, "topic": "work", "spoken_info": "happy-toned expressive voice", "script": "Hi!",
-              "target_audio_info": {"target_input_audio_file": "happy/id_1_happy_work_target.wav",
-                                    "target_response": "Congratulations!"}} for cid in case_ids]
+    cases = [{"case_id": cid, "topic": "work", "spoken_info": "happy-toned expressive voice",
+              "target_audio_info": {"target_input_audio_file": "happy/id_1_happy_work_target.wav"}}
+             for cid in case_ids]
     path = tmp / "bench" / "script_info.json"
     path.write_text(json.dumps(cases))
     return path
@@ -55,9 +55,12 @@ def _echomind_lost(tmp: Path, ids: list[str]) -> list[str]:
     lost = [] if (tmp / "x_target.wav").read_bytes() == b"sentinel" else ["sentinel outside the output folder"]
     stray = _tree(tmp) - {"x_target.wav", "eval.yaml"}
     lost += [f"stray file {p}" for p in stray if not p.startswith(("a/out/", "bench/"))]
-    responses = tmp / "a" / "out" / "responses.jsonl"
-    rows = [json.loads(line) for line in responses.read_text().splitlines()] if responses.is_file() else []
-    done = {r["id"] for r in rows if r.get("output_wav") and (tmp / "a" / "out" / r["output_wav"]).is_file()}
+    folder = tmp / "a" / "out" / "saslm" / "no"
+    responses = folder / "saslm_no_output_responses.json"
+    cases = json.loads(responses.read_text()) if responses.is_file() else []
+    done = {f"{c['case_id']}_target" for c in cases
+            if c["output_content"]["target"].get("file")
+            and (folder / "happy" / c["output_content"]["target"]["file"]).is_file()}
     return lost + [i for i in ids if i not in done]
 
 
