@@ -22,6 +22,7 @@ from sa_slm.eval.echomind import (
     echomind_system_prompt,
     main,
     read_script_info,
+    RESPONSE_TRUNCATED,
     run_echomind,
     score_responses,
     script_info_items,
@@ -88,6 +89,7 @@ def test_upstream_only_file_runs_end_to_end_in_upstream_layout(adapter, tmp_path
     target = cases[0]["output_content"]["target"]
     assert target["file"] == "id_766_saslm_response_target.wav" and target["response_text"]
     assert sf.info(str(tmp_path / base / "happy" / target["file"])).samplerate == 24_000
+    assert target["response_truncated"] is True  # 10 codes: the tiny Talker's reply never ends within them
     # the same file converts to our manifest, the replies coming from the run
     manifest = script_info_to_manifest(info, None, tmp_path / "m.jsonl", system_prompt="enhance", responses=path)
     examples = load_manifest(manifest)
@@ -202,7 +204,8 @@ def test_generate_audio_writes_24k_wav(adapter, tmp_path):
     # positional, as eval_response_main.py calls it
     resp = adapter.generate_audio(str(SAMPLE / "audio" / "happy" / "id_1_happy_work_target.wav"), str(out), "",
                                   audio_output=True)
-    assert set(resp) == {"response_audio_transcript", "response_text"}
+    assert set(resp) == {"response_audio_transcript", "response_text", RESPONSE_TRUNCATED}  # upstream reads the first two
+    assert resp[RESPONSE_TRUNCATED] is True  # 10 codes: the tiny Talker's reply never ends within them
     assert resp["response_text"] and resp["response_audio_transcript"] == resp["response_text"]  # no ASR
     info = sf.info(str(out))
     assert info.samplerate == 24_000 and info.channels == 1 and info.frames > 0
@@ -242,3 +245,29 @@ def test_built_from_benchmark_args(tiny, monkeypatch):
         EchoMindModel(argparse.Namespace(model_name="saslm", device="cpu"))
     model = EchoMindModel(argparse.Namespace(model_name="saslm", device="cpu", saslm_model=tiny))
     assert model.saslm is tiny
+
+
+def test_score_leaves_replies_cut_by_the_code_budget_out_of_wer(tmp_path):
+    """A reply the run flagged `response_truncated` lacks its last words: its WER is None with the reason
+    and the WER mean is over the other replies only; its whole-clip measures are kept."""
+    rows = [json.loads(line) for line in (CORPUS_DIR / "manifest.jsonl").read_text().splitlines()][:2]
+    folder = tmp_path / "saslm" / "no"
+    cases = []
+    for i, row in enumerate(rows):
+        name = f"id_{i}_saslm_response_target.wav"
+        (folder / "happy").mkdir(parents=True, exist_ok=True)
+        shutil.copy(CORPUS_DIR / row["reply_audio"], folder / "happy" / name)
+        entry = {"file": name, "response_audio_transcript": row["reply_text"], "response_text": row["reply_text"]}
+        if i == 0:
+            entry[RESPONSE_TRUNCATED] = True
+        cases.append({"case_id": f"id_{i}", "topic": "work", "spoken_info": "happy-toned expressive voice",
+                      "target_audio_info": {"target_input_audio_file": f"happy/id_{i}_happy_work_target.wav"},
+                      "model": "saslm", "ouput_prompt": "no", "output_content": {"target": entry}})
+    path = folder / "saslm_no_output_responses.json"
+    path.write_text(json.dumps(cases))
+    result = score_responses(path, tmp_path / "scores", asr="pocketsphinx", progress=False)
+    cut, whole = result["items"]
+    assert cut["paper"]["wer"] is None and any("cut by the code budget" in e for e in cut["errors"])
+    assert cut["paper"]["f0_var_st2"] is not None
+    assert isinstance(whole["paper"]["wer"], float)
+    assert result["summary"]["all"]["wer"] == {"mean": pytest.approx(100 * whole["paper"]["wer"]), "n": 1}

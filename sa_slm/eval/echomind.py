@@ -117,6 +117,9 @@ QWEN_SYSTEM_PROMPT = ("You are Qwen, a virtual human developed by the Qwen Team,
 ECHOX_PROMPT = "Recognize what the voice said and respond to it."
 TEXT_KEYS = ("speak_A", "script", "text", "transcript", "utterance")
 EMPTY_RESPONSE = {"response_audio_transcript": "", "response_text": ""}
+#: Our key beside upstream's two in a response (and its `output_content` entry): the Talker reached the code
+#: budget without ending the reply, so the audio lacks its last words (upstream's scripts ignore the key).
+RESPONSE_TRUNCATED = "response_truncated"
 DEFAULT_MODEL_NAME = "saslm"
 
 
@@ -482,9 +485,10 @@ class EchoMindModel:
         user_instruction: str | None = None,
         audio_output: bool | None = None,
         max_new_tokens: int | None = None,
-    ) -> dict[str, str]:
+    ) -> dict[str, str | bool]:
         """EchoMind's call: reply to the wav at `audio`; write the spoken reply to `output_file` when
-        `audio_output` is truthy. Returns {"response_audio_transcript": str, "response_text": str}.
+        `audio_output` is truthy. Returns {"response_audio_transcript": str, "response_text": str}, plus
+        `RESPONSE_TRUNCATED` when audio was made (True: the code budget cut the reply).
 
         system_prompt: "" for none, None for the checkpoint's default. max_new_tokens: Thinker budget.
         An input that cannot be used (missing, unreadable, longer than the audio tower takes) or a reply
@@ -517,7 +521,11 @@ class EchoMindModel:
         wav = out.waveforms[0].float().cpu().numpy()
         write_wav(output_file, wav, SAMPLE_RATE)
         transcript = self._asr([wav], SAMPLE_RATE)[0].strip() if self._asr is not None else reply
-        return {"response_audio_transcript": transcript, "response_text": reply}
+        truncated = not bool(out.codes.finished[0])
+        if truncated:
+            log.warning("EchoMind reply %s was cut by the code budget (%d codes, no end of speech); its per-word "
+                        "scores are left out", output_file, self.sampling.budget)
+        return {"response_audio_transcript": transcript, "response_text": reply, RESPONSE_TRUNCATED: truncated}
 
 
 # ---- running the benchmark's cases ------------------------------------------------------------
@@ -571,6 +579,10 @@ def run_echomind(
         resp = model.generate_audio(str(it.audio), str(wav_path), system, audio_output=audio_output)
         content["response_audio_transcript"] = resp["response_audio_transcript"]
         content["response_text"] = resp["response_text"]
+        if resp.get(RESPONSE_TRUNCATED):
+            content[RESPONSE_TRUNCATED] = True  # beside upstream's keys: `score` leaves its per-word measures out
+        else:
+            content.pop(RESPONSE_TRUNCATED, None)
         if not resp["response_audio_transcript"]:
             empty.append(it.id)
         write_text_atomic(out_json, json.dumps(cases, ensure_ascii=False, indent=4))
@@ -743,7 +755,7 @@ def score_responses(
         unavailable["emo_align"] = unavailable["echomind_emoalign"] = (
             "no target emotion for any reply (optional <voice>_response_emotion in <voice>_audio_info)")
     metrics = clip_metrics(wavs, SAMPLE_RATE, texts, targets, transcribe, emo if emo.available else None,
-                           progress=progress)
+                           progress=progress, truncated=[bool(entry.get(RESPONSE_TRUNCATED)) for _, entry, _ in scored])
     expressiveness: list[float | None] = [None] * len(scored)
     if critic is None:
         unavailable["expressiveness"] = "no critic checkpoint given (--critic <checkpoint or preset>)"
