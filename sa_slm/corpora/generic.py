@@ -349,21 +349,32 @@ def _table_file(src: Path, name: Path) -> Path:
     return path
 
 
-def _ljspeech(src: Path, name: Path) -> Iterator[Row]:
-    path = _table_file(src, name)
-    for lineno, fields in enumerate(_read_table("table", path, "|", csv.QUOTE_NONE), start=1):
+def _transcript_rows(path: Path, delimiter: str, fields_named: str) -> Iterator[SkippedItem | tuple[str, str, str, dict]]:
+    """The rows of an `id<sep>original[<sep>normalized]` transcript table (LJSpeech, LibriTTS): per row
+    (where, id, text, labels), the text being the normalized transcription where there is one and
+    `original_text` a label when it differs; a malformed row as a SkippedItem."""
+    for lineno, fields in enumerate(_read_table("table", path, delimiter, csv.QUOTE_NONE), start=1):
         if not fields or fields == [""]:
             continue
         where = f"{path}:{lineno}"
         if len(fields) not in (2, 3) or not fields[0].strip():
-            yield SkippedItem(where, fields[0] or None, f"malformed row: {len(fields)} '|'-separated fields, "
-                                                        "expected id|transcription|normalized transcription")
+            yield SkippedItem(where, fields[0] or None, f"malformed row: {len(fields)} {fields_named}")
             continue
         item_id, original = fields[0].strip(), fields[1].strip()
         normalized = fields[2].strip() if len(fields) == 3 else ""
-        labels = {"original_text": original} if normalized and normalized != original else {}
-        yield SourceItem(id=item_id, reply_text=normalized or original, where=where,
-                         reply_audio=Path("wavs") / f"{item_id}.wav", labels=labels, base=path.parent)
+        labels: dict[str, Any] = {"original_text": original} if normalized and normalized != original else {}
+        yield where, item_id, normalized or original, labels
+
+
+def _ljspeech(src: Path, name: Path) -> Iterator[Row]:
+    path = _table_file(src, name)
+    for row in _transcript_rows(path, "|", "'|'-separated fields, expected id|transcription|normalized transcription"):
+        if isinstance(row, SkippedItem):
+            yield row
+            continue
+        where, item_id, text, labels = row
+        yield SourceItem(id=item_id, reply_text=text, where=where, reply_audio=Path("wavs") / f"{item_id}.wav",
+                         labels=labels, base=path.parent)
 
 
 def _libritts(src: Path) -> Iterator[Row]:
@@ -371,22 +382,16 @@ def _libritts(src: Path) -> Iterator[Row]:
     if not tables:
         raise CorpusError(f"{src}: no *.trans.tsv files (LibriTTS layout)")
     for path in tables:
-        for lineno, fields in enumerate(_read_table("table", path, "\t", csv.QUOTE_NONE), start=1):
-            if not fields or fields == [""]:
+        for row in _transcript_rows(path, "\t", "tab-separated fields, expected utt_id, original, normalized"):
+            if isinstance(row, SkippedItem):
+                yield row
                 continue
-            where = f"{path}:{lineno}"
-            if len(fields) not in (2, 3) or not fields[0].strip():
-                yield SkippedItem(where, fields[0] or None, f"malformed row: {len(fields)} tab-separated fields, "
-                                                            "expected utt_id, original, normalized")
-                continue
-            item_id, original = fields[0].strip(), fields[1].strip()
-            normalized = fields[2].strip() if len(fields) == 3 else ""
-            labels: dict[str, Any] = {"original_text": original} if normalized and normalized != original else {}
+            where, item_id, text, labels = row
             parts = item_id.split("_")
             if len(parts) >= 2:
                 labels[SPEAKER_LABEL], labels["chapter_id"] = parts[0], parts[1]
-            yield SourceItem(id=item_id, reply_text=normalized or original, where=where,
-                             reply_audio=Path(f"{item_id}.wav"), labels=labels, base=path.parent)
+            yield SourceItem(id=item_id, reply_text=text, where=where, reply_audio=Path(f"{item_id}.wav"),
+                             labels=labels, base=path.parent)
 
 
 def _headed_table(src: Path, name: Path, delimiter: Any, quoting: Any, mapping: dict[str, str], exclude: set[str],
