@@ -34,7 +34,10 @@ class SFTTrainer(LoggedTermsTrainer):
         return self.optimizer
 
     def kl_weight(self) -> float:
-        return kl_weight_at(self.state.global_step, self.state.max_steps, self.kl_weight_max, self.kl_weight_warmup)
+        """The KL weight of the step being trained: `global_step` runs 0 .. max_steps - 1 inside
+        `compute_loss`, so the schedule spans max_steps - 1 intervals and the last step gets the maximum."""
+        return kl_weight_at(self.state.global_step, self.state.max_steps - 1, self.kl_weight_max,
+                            self.kl_weight_warmup)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         kl_weight = self.kl_weight()
