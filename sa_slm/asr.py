@@ -62,10 +62,15 @@ class PocketSphinxASR:
         texts = []
         for wav in wavs:
             pcm = (np.clip(resample(np.asarray(wav, dtype=np.float32), sample_rate, 16_000), -1, 1) * 32767)
+            if pcm.size == 0:  # nothing to hear (an empty rollout); the decoder fails on empty input
+                texts.append("")
+                continue
             self.decoder.reinit_feat()  # forget the previous clips' noise floor and cepstral mean
             self.decoder.start_utt()
-            self.decoder.process_raw(pcm.astype(np.int16).tobytes(), full_utt=True)
-            self.decoder.end_utt()
+            try:
+                self.decoder.process_raw(pcm.astype(np.int16).tobytes(), full_utt=True)
+            finally:  # an utterance left open makes every later start_utt fail
+                self.decoder.end_utt()
             hyp = self.decoder.hyp()
             texts.append(hyp.hypstr if hyp is not None else "")
         return texts

@@ -80,3 +80,13 @@ def test_model_asr_transcript_does_not_depend_on_batch_neighbours(tiny):
     batched = asr(clips, 16_000)
     assert asr(clips[::-1], 16_000)[::-1] == batched
     assert [asr([wav], 16_000)[0] for wav in clips] == batched
+
+
+def test_an_empty_clip_gets_an_empty_transcript_and_leaves_the_recogniser_working():
+    """An empty rollout (no codes, no audio) used to raise inside an open utterance, after which every
+    later clip failed with 'Failed to start utterance processing' (the WER gate dropped whole batches)."""
+    wav, sr = sf.read(CORPUS_DIR / "wavs" / "r00_neutral.wav", dtype="float32")
+    want = load_asr("pocketsphinx")([wav], sr)[0]
+    asr = load_asr("pocketsphinx")
+    assert asr([np.zeros(0, np.float32), wav, np.zeros(0, np.float32), wav], sr) == ["", want, "", want]
+    assert want  # the clip is really recognised
