@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo bench eval corpus corpus-codes stage0 stage1 stage2 stage3 clean
+.PHONY: setup test test-fast demo bench eval paper-mini corpus corpus-codes stage0 stage1 stage2 stage3 clean
 
 # Training stages: make stage0 CONFIG=configs/stage0_tiny.yaml [LAUNCH=accelerate|deepspeed|torchrun] [ARGS="key=value ..."]
 CONFIG ?=
@@ -49,6 +49,11 @@ bench: $(STAMP)
 ## make eval CONFIG=...: models over an eval manifest -> wavs, items.jsonl, summary, report/index.html
 eval: $(STAMP)
 	$(VENV)/bin/sa-slm eval --config $(or $(CONFIG),configs/eval_tiny.yaml) $(ARGS)
+
+## make paper-mini [CONFIG=paper_mini_ci] [ARGS="seeds=[0]"]: the paper's tables in miniature on CPU (< 60 min on
+## 2 cores): synthetic corpus (espeak-ng), stages 0-3 and the ablations over 3 seeds -> outputs/paper_mini/report/index.html
+paper-mini: $(STAMP)
+	$(VENV)/bin/sa-slm paper-mini --config $(or $(CONFIG),paper_mini) $(ARGS)
 
 ## make corpus: re-synthesise data/tiny_corpus (needs Debian espeak-ng; the result is committed)
 corpus: $(STAMP)

@@ -4,6 +4,16 @@
 # CUDA packages. On a GPU machine whose Python already has a CUDA torch, run with SA_SLM_SYSTEM_SITE=1:
 # the venv then sees the system packages and, since torch imports, the pin is skipped.
 set -euo pipefail
+# espeak-ng (Debian) synthesises the paper-mini corpus (make paper-mini and its CI test); installed when
+# missing and this user may (root with apt-get), otherwise a note.
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -q espeak-ng >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q espeak-ng >/dev/null 2>&1; }) \
+      || echo "note: could not install espeak-ng; make paper-mini and its test need it (apt-get install espeak-ng)" >&2
+  else
+    echo "note: espeak-ng is not installed; make paper-mini and its test need it (apt-get install espeak-ng)" >&2
+  fi
+fi
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3

@@ -1,0 +1,87 @@
+"""Paper-mini settings: YAML in configs/paper_mini*.yaml, schema here.
+
+Each stage section holds `key=value`-style overrides of a shipped tiny stage config (the paths the
+driver owns, such as models, manifests and output folders, are set by the driver). Everything is
+validated, stage configs included, before any model is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import ConfigError, check_choice, check_range
+from .corpus import CorpusConfig
+
+#: The paper's ablations: variant name → overrides of the full model's bridge (vib_adaln, OU prior,
+#: acoustic context from the audio tower). `full` is the SA-SLM model.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "text": {"mode": "text"},
+    "add": {"mode": "add"},
+    "adaln_h": {"mode": "adaln_h"},
+    "prior_iid": {"prior": "iid"},
+    "no_context": {"acoustic_context": "none"},
+}
+#: Stage-3 critics: the model's own rubric critic, or the code-space style classifier as an oracle.
+CRITICS = ("self", "oracle")
+
+
+@dataclass
+class EvalSection:
+    heldout_sentences: int | None = None  # evaluate on the first N held-out sentences (None: all)
+    rollouts_per_context: int = 2  # sampled replies per held-out context for code-space EmoAlign
+    max_new_codes: int = 160  # Talker budget of every rollout (the longest clip is ~130 codes)
+    batch_size: int = 16  # contexts per batch
+    seed: int = 1234  # rollout seeds: the same for every model (paired comparisons)
+    listening_examples: int = 3  # held-out contexts decoded to audio for the report
+    probe_folds: int = 5
+
+    def __post_init__(self) -> None:
+        check_range("eval.heldout_sentences", self.heldout_sentences, 2, optional=True)
+        check_range("eval.rollouts_per_context", self.rollouts_per_context, 1)
+        check_range("eval.max_new_codes", self.max_new_codes, 1)
+        check_range("eval.batch_size", self.batch_size, 1)
+        check_range("eval.listening_examples", self.listening_examples, 0)
+        check_range("eval.probe_folds", self.probe_folds, 2)
+
+
+@dataclass
+class ClassifierSection:
+    top_pairs: int = 16  # codes whose bigrams are features
+    steps: int = 400
+
+    def __post_init__(self) -> None:
+        check_range("classifier.top_pairs", self.top_pairs, 0)
+        check_range("classifier.steps", self.steps, 1)
+
+
+@dataclass
+class PaperMiniConfig:
+    output_dir: str = "outputs/paper_mini"
+    base_seed: int = 0  # the random tiny model every run starts from (the stand-in for a pretrained checkpoint)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # training seeds (data order, latent noise)
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    critics: list[str] = field(default_factory=lambda: list(CRITICS))
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    stage0_texts: int = 32  # corpus sentences (train split) the random Talker speaks for stage-0 pairs
+    stage0_real_clips: int = 64  # training reply clips for stage 0's real-speech objective and round trip
+    stage0: dict[str, Any] = field(default_factory=dict)  # overrides of stage0_tiny
+    stage1: dict[str, Any] = field(default_factory=dict)  # overrides of stage1_tiny
+    stage2: dict[str, Any] = field(default_factory=dict)  # overrides of stage2_tiny
+    stage3: dict[str, Any] = field(default_factory=dict)  # overrides of stage3_tiny
+    classifier: ClassifierSection = field(default_factory=ClassifierSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds: {self.seeds} must be a non-empty list of distinct integers")
+        if not self.variants or "full" not in self.variants:
+            raise ConfigError(f"variants: {self.variants} must include 'full' (the model the other tables compare "
+                              "against)")
+        for v in self.variants:
+            check_choice("variants", v, VARIANTS)
+        for c in self.critics:
+            check_choice("critics", c, CRITICS)
+        check_range("stage0_texts", self.stage0_texts, 1)
+        check_range("stage0_real_clips", self.stage0_real_clips, 1)

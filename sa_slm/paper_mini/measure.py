@@ -1,0 +1,160 @@
+"""The paper-mini measurements of one trained model on the held-out contexts.
+
+- `discrimination`: for each context, the teacher-forced log-likelihood of the reply's codes in each
+  of the styles (greedy policy: raw logits with codec-bos suppressed, no penalty), per code with the
+  EOS step included; correct when the style the context calls for scores highest. No sampling noise.
+  Per code, because the sum favours the shortest style under any model: every code costs about the
+  code entropy, so a 50-code reading beats a 100-code one by far more than a misplaced EOS costs.
+  The sums are recorded too.
+- `rollout_alignment`: sampled replies classified by the code-space style classifier; EmoAlign is
+  the share assigned to the target style.
+- `context_free=True` measures the stage-3 anchor's reading instead: the same reply after a plain
+  read-aloud prompt, conditioning `text`, no acoustic context. It cannot know the target, so over a
+  set where every sentence appears once per style its discrimination is exactly chance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+from tqdm.auto import tqdm
+
+from ..audio import write_wav
+from ..data.collate import TeacherForcingCollator, example_conversation
+from ..data.manifest import Example
+from ..modeling import SASLMOmniModel
+from ..paths import path_inside
+from ..pipeline import prompt_inputs, speak
+from ..processor import READ_ALOUD, OmniProcessor
+from ..seeding import derive_seed
+from ..speakers import SpeakerBank
+from ..talker.sampling import SamplingConfig
+from ..token2wav import SAMPLE_RATE
+from ..uapo.rollouts import anchor_states
+from .codestyle import CodeStyleClassifier
+
+#: the scoring policy of `discrimination`: the model's own distribution (no temperature, no penalty)
+GREEDY = SamplingConfig(do_sample=False, repetition_penalty=1.0)
+CodeTable = dict[tuple[str, str], list[int]]  # (sentence id, style) → the tokenised reply clip
+
+
+def code_table(examples: list[Example]) -> CodeTable:
+    """(sentence, style) → reply codes, from tokenised manifest rows (rows of one clip share its codes)."""
+    table: CodeTable = {}
+    for ex in examples:
+        if ex.reply_codes:
+            table.setdefault((str(ex.labels["sentence"]), str(ex.labels["emotion"])), list(ex.reply_codes))
+    return table
+
+
+def read_aloud(ex: Example) -> Example:
+    """The same reply after the anchor's context-free prompt."""
+    return replace(ex, user_audio=None, user_text=READ_ALOUD, history=[], system_prompt=None)
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@torch.no_grad()
+def discrimination(model: SASLMOmniModel, processor: OmniProcessor, speakers: SpeakerBank, contexts: list[Example],
+                   codes: CodeTable, styles: list[str], batch_size: int = 16, context_free: bool = False,
+                   progress: bool = True) -> list[dict]:
+    """One record per context: target, predicted style, correct (0/1), the log-likelihood of each style."""
+    collate = TeacherForcingCollator.for_model(model, processor, speakers, require_codes=False)
+    eos, pad = model.talker.codec_eos_token, model.talker.codec_pad_token
+    S, records = len(styles), []
+    bar = tqdm(total=len(contexts), desc="discrimination" + (" (context-free)" if context_free else ""),
+               disable=not progress)
+    for chunk in _chunks(contexts, batch_size):
+        batch = collate([read_aloud(ex) if context_free else ex for ex in chunk])
+        device = batch["input_ids"].device
+        replies = [r[:n] for r, n in zip(batch["reply_ids"], batch["reply_lengths"].tolist())]
+        states = model.thinker_states(**prompt_inputs(batch), reply_ids=replies)
+        candidates = [torch.tensor(codes[(str(ex.labels["sentence"]), s)] + [eos]) for ex in chunk for s in styles]
+        lengths = torch.tensor([len(c) for c in candidates])
+        out = model(thinker_states=states, speaker_bos=batch["speaker_bos"].to(device),
+                    rows=torch.arange(len(chunk), device=device).repeat_interleave(S),
+                    codes=pad_sequence(candidates, batch_first=True, padding_value=pad), code_lengths=lengths,
+                    sampling=GREEDY, mode="text" if context_free else None)
+        total = out.logprobs.sum(-1).view(len(chunk), S).cpu()
+        per_code = total / lengths.view(len(chunk), S)
+        for ex, row, row_total in zip(chunk, per_code, total):
+            predicted = styles[int(row.argmax())]
+            records.append({"id": ex.id, "sentence": ex.labels["sentence"], "context": ex.labels["context"],
+                            "target": ex.labels["emotion"], "predicted": predicted,
+                            "correct": float(predicted == ex.labels["emotion"]),
+                            "loglik_per_code": [float(v) for v in row], "loglik": [float(v) for v in row_total]})
+        bar.update(len(chunk))
+    bar.close()
+    return records
+
+
+@torch.no_grad()
+def sample_replies(model: SASLMOmniModel, processor: OmniProcessor, speakers: SpeakerBank, contexts: list[Example],
+                   sampling: SamplingConfig, samples: int, seed: int, batch_size: int = 16,
+                   context_free: bool = False, progress: bool = True) -> list[tuple[Example, int, list[int], bool]]:
+    """(context, sample k, codes without EOS, truncated) per rollout; sample k draws from the same seed for
+    every context and model (common random numbers for paired comparisons)."""
+    seeds = [derive_seed(seed, "paper-mini rollout", k) for k in range(samples)]
+    out = []
+    bar = tqdm(total=len(contexts), desc="rollouts" + (" (context-free)" if context_free else ""),
+               disable=not progress)
+    for chunk in _chunks(contexts, batch_size):
+        replies = [torch.tensor(processor.encode_reply(ex.reply_text)) for ex in chunk]
+        if context_free:
+            bos = [speakers[ex.speaker].bos_token for ex in chunk]
+            conditioning = model.condition(anchor_states(model, processor, replies), bos, mode="text")
+            rollouts = model.sample_codes(conditioning, sampling, samples, seeds)
+        else:
+            conversations = [example_conversation(processor, ex) for ex in chunk]
+            rollouts = speak(model, processor, speakers, conversations, sampling, samples, replies,
+                             [ex.speaker for ex in chunk], seeds=seeds).codes
+        for r in range(len(chunk) * samples):
+            out.append((chunk[r // samples], r % samples, rollouts.audio_codes(r).tolist(),
+                        not bool(rollouts.finished[r])))
+        bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+def rollout_alignment(model: SASLMOmniModel, processor: OmniProcessor, speakers: SpeakerBank, contexts: list[Example],
+                      classifier: CodeStyleClassifier, sampling: SamplingConfig, samples: int, seed: int,
+                      batch_size: int = 16, context_free: bool = False, progress: bool = True) -> list[dict]:
+    """One record per (context, sample k): the classifier's style, aligned (0/1), p(target), truncated."""
+    rollouts = sample_replies(model, processor, speakers, contexts, sampling, samples, seed, batch_size, context_free,
+                              progress)
+    probs = classifier.probabilities([codes for _, _, codes, _ in rollouts])
+    records = []
+    for (ex, k, codes, truncated), p in zip(rollouts, probs):
+        target = ex.labels["emotion"]
+        predicted = classifier.styles[int(p.argmax())]
+        records.append({"id": ex.id, "sample": k, "context": ex.labels["context"], "target": target,
+                        "predicted": predicted, "aligned": float(predicted == target),
+                        "p_target": float(p[classifier.styles.index(target)]), "length": len(codes),
+                        "truncated": truncated})
+    return records
+
+
+def listening_examples(model: SASLMOmniModel, processor: OmniProcessor, speakers: SpeakerBank,
+                       contexts: list[Example], sampling: SamplingConfig, seed: int, folder: Path,
+                       tag: str) -> list[dict]:
+    """Decode one rollout per context, and the context-free anchor's, to 24 kHz WAVs under `folder`."""
+    out = []
+    for context_free in (False, True):
+        rollouts = sample_replies(model, processor, speakers, contexts, sampling, 1, seed, max(len(contexts), 1),
+                                  context_free, progress=False)
+        wavs = model.decode_codes([torch.tensor(codes, dtype=torch.long) for _, _, codes, _ in rollouts],
+                                  [speakers[None]] * len(rollouts))
+        for (ex, _, codes, _), wav in zip(rollouts, wavs):
+            path = path_inside(folder, f"{tag}_{'anchor' if context_free else 'model'}_{ex.id}", suffix=".wav")
+            write_wav(path, wav.numpy(), SAMPLE_RATE)
+            out.append({"id": ex.id, "target": ex.labels["emotion"], "context": ex.labels["context"],
+                        "reply_text": ex.reply_text, "user_text": ex.user_text,
+                        "user_audio": str(ex.user_audio) if ex.user_audio else None, "anchor": context_free,
+                        "wav": str(path), "codes": len(codes)})
+    return out

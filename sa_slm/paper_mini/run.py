@@ -1,0 +1,297 @@
+"""`make paper-mini`: the whole chain on the synthetic corpus, measured like the paper.
+
+    corpus → base model (random tiny, fixed) → stage 0 tokenizer → sa-slm tokenize → code-style
+    classifier → per seed and variant: stage 1 → stage 2 → measurements → per seed and critic:
+    stage 3 on the full model → measurements → report/index.html
+
+Every step writes its result under `<output_dir>` and is skipped when that result exists, so a run
+that stops (kill -9 included) continues where it was; the stages themselves resume from their last
+complete checkpoint. Results: `results/<model>/seed<k>.json` with per-item outcomes, which the report
+turns into means, intervals and paired tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ..bridge import IntentBridgeConfig
+from ..codec import SpeechTokenizer
+from ..codec.config import Stage0Config
+from ..codec.tokenize import tokenize_manifest
+from ..config import CONFIG_DIR, ConfigError, dump_config, load_config
+from ..data.manifest import Example, load_manifest
+from ..facade import SASLM
+from ..paths import path_inside, write_text_atomic
+from ..probe import run_probe
+from ..processor import READ_ALOUD
+from ..recipes import stage0 as stage0_recipe
+from ..recipes import stage1 as sft_recipe
+from ..recipes import stage3 as stage3_recipe
+from ..sft.config import SFTConfig
+from ..talker.sampling import SamplingConfig
+from ..training.run_lock import run_lock
+from ..uapo.config import UAPOConfig
+from .codestyle import CodeStyleClassifier, train_classifier
+from .config import VARIANTS, PaperMiniConfig
+from .corpus import STYLES, CorpusInfo, build_corpus
+from .measure import code_table, discrimination, listening_examples, rollout_alignment
+
+log = logging.getLogger(__name__)
+ORACLE_REWARD = "sa_slm.paper_mini.codestyle:oracle_reward"
+
+
+def _flatten(prefix: str, value: Any) -> list[str]:
+    """Nested overrides → dotted `key=value` items (values as JSON, which YAML reads back unchanged)."""
+    if isinstance(value, dict) and value:
+        return [item for k, v in value.items() for item in _flatten(f"{prefix}.{k}" if prefix else str(k), v)]
+    return [f"{prefix}={json.dumps(value)}"]
+
+
+def stage_config(schema: type, shipped: str, *overrides: dict[str, Any]):
+    """A shipped tiny stage config with `overrides` applied in order, validated by its schema."""
+    items = [item for o in overrides for k, v in o.items() for item in _flatten(k, v)]
+    try:
+        return load_config(schema, CONFIG_DIR / f"{shipped}.yaml", items)
+    except ConfigError as exc:
+        raise ConfigError(f"paper-mini {shipped}: {exc}") from exc
+
+
+class PaperMini:
+    """The experiment's steps; each one returns at once when its result is on disk."""
+
+    def __init__(self, cfg: PaperMiniConfig, progress: bool = True) -> None:
+        self.cfg, self.progress = cfg, progress
+        self.out = Path(cfg.output_dir)
+        self.results = self.out / "results"
+        self.timings: dict[str, float] = {}
+
+    # ---- helpers -----------------------------------------------------------------------------
+    def _timed(self, name: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        value = fn()
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+        return value
+
+    def result_path(self, model: str, seed: int) -> Path:
+        return path_inside(self.results, model, f"seed{seed}", suffix=".json")
+
+    def _save(self, path: Path, obj: Any) -> None:
+        write_text_atomic(path, json.dumps(obj, indent=1))
+
+    # ---- data and instruments ----------------------------------------------------------------
+    def corpus(self) -> CorpusInfo:
+        return self._timed("corpus", lambda: build_corpus(self.out / "corpus", self.cfg.corpus, progress=self.progress))
+
+    def base_model(self) -> Path:
+        """The random tiny model every run starts from, saved once (bridge: the full model's)."""
+        folder = self.out / "base"
+        if not (folder / "config.json").is_file():
+            saslm = SASLM.random("tiny", seed=self.cfg.base_seed, bridge=IntentBridgeConfig(**self.full_bridge()))
+            saslm.config.max_new_codes = self.cfg.eval.max_new_codes
+            saslm.save_pretrained(folder)
+        return folder
+
+    def full_bridge(self) -> dict[str, Any]:
+        shipped = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "stage1_tiny.yaml"))["bridge"]
+        return {**shipped, **self.cfg.stage1.get("bridge", {})}
+
+    def stage0(self, corpus: CorpusInfo, base: Path) -> Path:
+        """The speech tokenizer: stage 0 on the base model, with a few corpus sentences as bootstrap texts
+        and a few training clips as real speech."""
+        out = self.out / "stage0"
+        if (out / "metrics.json").is_file() and (out / "tokenizer").is_dir():
+            return out / "tokenizer"
+        train = load_manifest(corpus.train)
+        sentences = list(dict.fromkeys(ex.reply_text for ex in train))[: self.cfg.stage0_texts]
+        texts = self.out / "data" / "stage0_texts.txt"
+        write_text_atomic(texts, "\n".join(sentences) + "\n")
+        clips = list({ex.reply_audio: ex for ex in train}.values())[: self.cfg.stage0_real_clips]
+        real = self.out / "data" / "stage0_real.jsonl"
+        write_text_atomic(real, "".join(json.dumps({"id": ex.id, "user_text": READ_ALOUD, "reply_text": ex.reply_text,
+                                                    "reply_audio": str(ex.reply_audio)}) + "\n" for ex in clips))
+        cfg = stage_config(Stage0Config, "stage0_tiny", self.cfg.stage0, {
+            "model": str(base), "output_dir": str(out), "real_speech_manifest": str(real),
+            "bootstrap": {"texts_file": str(texts)}})
+        self._timed("stage0", lambda: _locked(cfg.output_dir, lambda: stage0_recipe.run(cfg)))
+        return out / "tokenizer"
+
+    def tokenize(self, corpus: CorpusInfo, tokenizer: Path) -> dict[str, Path]:
+        """`sa-slm tokenize` of both splits into <out>/data/{train,test}_codes.jsonl (beside the stage-0 run
+        that made the tokenizer, not in the corpus folder: a rerun keeps the codes it finds)."""
+        tok = SpeechTokenizer.from_pretrained(tokenizer).eval()
+        paths = {}
+        for split, manifest in (("train", corpus.train), ("test", corpus.test)):
+            dst = self.out / "data" / f"{split}_codes.jsonl"
+            report = self._timed("tokenize", lambda: tokenize_manifest(tok, manifest, dst, progress=self.progress))
+            if report.failed:
+                log.warning("tokenize %s: %d line(s) failed: %s", split, len(report.failed), "; ".join(report.failed[:5]))
+            paths[split] = dst
+        return paths
+
+    def classifier(self, train: list[Example], test: list[Example]) -> CodeStyleClassifier:
+        """The code-space style classifier, trained on the tokenised training clips; its accuracy on the
+        tokenised held-out clips is the ceiling of code-space EmoAlign."""
+        folder = self.out / "classifier"
+        result = self.results / "classifier.json"
+        if result.is_file() and folder.is_dir():
+            return CodeStyleClassifier.load(folder)
+        clips = lambda rows: [(k, v) for k, v in code_table(rows).items()]  # noqa: E731
+        tr, te = clips(train), clips(test)
+        c = self.cfg.classifier
+        clf = train_classifier([v for _, v in tr], [k[1] for k, _ in tr], list(STYLES), seed=self.cfg.base_seed,
+                               top_pairs=c.top_pairs, steps=c.steps)
+        clf.save(folder)
+        predicted = clf.predict([v for _, v in te])
+        items = [{"sentence": k[0], "target": k[1], "predicted": p, "correct": float(p == k[1])}
+                 for (k, _), p in zip(te, predicted)]
+        train_acc = sum(p == k[1] for (k, _), p in zip(tr, clf.predict([v for _, v in tr]))) / len(tr)
+        self._save(result, {"train_clips": len(tr), "test_clips": len(te), "train_accuracy": train_acc,
+                            "items": items, "vocab_size": len(clf.vocab)})
+        return clf
+
+    # ---- training ----------------------------------------------------------------------------
+    def sft(self, variant: str, seed: int, base: Path, train_manifest: Path) -> Path:
+        """Stage 1 then stage 2 of one variant; returns the stage-2 model folder."""
+        root = self.out / "runs" / variant / f"seed{seed}"
+        bridge = {**self.full_bridge(), **VARIANTS[variant]}
+        s1 = stage_config(SFTConfig, "stage1_tiny", self.cfg.stage1, {
+            "model": str(base), "output_dir": str(root / "stage1"), "seed": seed,
+            "train_manifest": str(train_manifest), "bridge": bridge})
+        if not (root / "stage1" / "metrics.json").is_file():
+            self._timed("stage1", lambda: _locked(s1.output_dir, lambda: sft_recipe.run(s1)))
+        s2 = stage_config(SFTConfig, "stage2_tiny", self.cfg.stage2, {
+            "model": str(root / "stage1" / "model"), "output_dir": str(root / "stage2"), "seed": seed,
+            "train_manifest": str(train_manifest)})
+        if not (root / "stage2" / "metrics.json").is_file():
+            self._timed("stage2", lambda: _locked(s2.output_dir, lambda: sft_recipe.run(s2)))
+        return root / "stage2" / "model"
+
+    def stage3(self, critic: str, seed: int, policy: Path, prompts: Path, tokenizer: Path) -> Path:
+        root = self.out / "runs" / f"stage3_{critic}" / f"seed{seed}"
+        rewards = ([{"name": "critic", "function": "rubric", "weight": 1.0}] if critic == "self" else
+                   [{"name": "oracle", "function": ORACLE_REWARD, "weight": 1.0,
+                     "args": {"classifier": str(self.out / "classifier"), "tokenizer": str(tokenizer)}}])
+        cfg = stage_config(UAPOConfig, "stage3_tiny", self.cfg.stage3, {
+            "model": str(policy), "output_dir": str(root), "seed": seed, "prompts_manifest": str(prompts),
+            "bridge": None, "rewards": rewards})
+        if not (root / "metrics.json").is_file():
+            self._timed("stage3", lambda: _locked(cfg.output_dir, lambda: stage3_recipe.run(cfg)))
+        return root / "model"
+
+    # ---- measurements ------------------------------------------------------------------------
+    def measure(self, name: str, seed: int, model_dir: Path, contexts: list[Example], codes, clf: CodeStyleClassifier,
+                context_free: bool = False, probe: bool = False, listen: bool = False) -> dict:
+        path = self.result_path(name, seed)
+        if path.is_file():
+            return json.loads(path.read_text())
+        e = self.cfg.eval
+        saslm = SASLM.from_pretrained(model_dir, device="cpu")
+        model, proc, spk = saslm.model, saslm.processor, saslm.speakers
+        sampling = saslm.sampling(SamplingConfig(max_new_codes=e.max_new_codes))
+        result: dict[str, Any] = {"model": name, "seed": seed, "model_dir": str(model_dir),
+                                  "context_free": context_free}
+        result["discrimination"] = self._timed("measure", lambda: discrimination(
+            model, proc, spk, contexts, codes, list(STYLES), e.batch_size, context_free, self.progress))
+        result["rollouts"] = self._timed("measure", lambda: rollout_alignment(
+            model, proc, spk, contexts, clf, sampling, e.rollouts_per_context, e.seed, e.batch_size, context_free,
+            self.progress))
+        if probe:
+            p = self._timed("probe", lambda: run_probe(model, proc, spk, contexts, "emotion", e.probe_folds,
+                                                       group_by="sentence", progress=self.progress))
+            result["probe"] = {"accuracy": p.accuracy, "chance": p.chance, "examples": p.examples}
+        if listen and e.listening_examples:
+            picks = _listening_picks(contexts, e.listening_examples)
+            result["listening"] = listening_examples(model, proc, spk, picks, sampling, e.seed,
+                                                     self.out / "report" / "audio", f"{name}_seed{seed}")
+        self._save(path, result)
+        return result
+
+    # ---- the whole run -----------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg = self.cfg
+        started = time.perf_counter()
+        dump_config(cfg, self.out / "config.yaml")
+        corpus = self.corpus()
+        base = self._timed("base", self.base_model)
+        tokenizer = self.stage0(corpus, base)
+        manifests = self.tokenize(corpus, tokenizer)
+        train, test = load_manifest(manifests["train"]), load_manifest(manifests["test"])
+        codes = code_table(test)
+        contexts = heldout_contexts(test, codes, cfg.eval.heldout_sentences)
+        clf = self._timed("classifier", lambda: self.classifier(train, test))
+        for seed in cfg.seeds:
+            for variant in cfg.variants:
+                model = self.sft(variant, seed, base, manifests["train"])
+                full = variant == "full"
+                self.measure(variant, seed, model, contexts, codes, clf, probe=full, listen=full and seed == cfg.seeds[0])
+                if full:
+                    self.measure("context_free", seed, model, contexts, codes, clf, context_free=True)
+                    self.measure("stage1", seed, model.parent.parent / "stage1" / "model", contexts, codes, clf)
+            for critic in cfg.critics:
+                policy = self.out / "runs" / "full" / f"seed{seed}" / "stage2" / "model"
+                model = self.stage3(critic, seed, policy, manifests["train"], tokenizer)
+                self.measure(f"stage3_{critic}", seed, model, contexts, codes, clf, listen=seed == cfg.seeds[0])
+        self.timings["total"] = time.perf_counter() - started
+        timings = self.out / "timings.json"
+        previous = json.loads(timings.read_text()) if timings.is_file() else []
+        self._save(timings, previous + [self.timings])
+        from .report import write_report
+
+        return {"report": str(write_report(self.out, cfg)), "timings": self.timings}
+
+
+def heldout_contexts(test: list[Example], codes, limit: int | None) -> list[Example]:
+    """The held-out contexts whose sentence has codes in every style (first `limit` sentences)."""
+    sentences = [s for s in dict.fromkeys(str(ex.labels["sentence"]) for ex in test)
+                 if all((s, style) in codes for style in STYLES)]
+    keep = set(sentences[:limit] if limit else sentences)
+    return [ex for ex in test if str(ex.labels["sentence"]) in keep]
+
+
+def _listening_picks(contexts: list[Example], n: int) -> list[Example]:
+    """n held-out contexts of different target styles, both kinds of context."""
+    picks, seen = [], set()
+    for ex in contexts:
+        key = ex.labels["emotion"]
+        if key not in seen:
+            seen.add(key)
+            picks.append(ex)
+        if len(picks) == n:
+            break
+    return picks
+
+
+def _locked(output_dir: str, fn: Callable[[], Any]) -> Any:
+    with run_lock(output_dir):
+        return fn()
+
+
+def load_paper_mini_config(path: str | Path, overrides: list[str] | None = None) -> PaperMiniConfig:
+    """The experiment config, its stage sections validated against their stage schemas too."""
+    cfg = load_config(PaperMiniConfig, path, overrides)
+    probe = Path(cfg.output_dir) / "(validation)"
+    placeholder = {"model": "tiny", "output_dir": str(probe), "train_manifest": str(probe),
+                   "prompts_manifest": str(probe)}
+    for schema, shipped, section, keys in (
+        (Stage0Config, "stage0_tiny", cfg.stage0, ("model", "output_dir")),
+        (SFTConfig, "stage1_tiny", cfg.stage1, ("model", "output_dir", "train_manifest")),
+        (SFTConfig, "stage2_tiny", cfg.stage2, ("model", "output_dir", "train_manifest")),
+        (UAPOConfig, "stage3_tiny", cfg.stage3, ("model", "output_dir", "prompts_manifest")),
+    ):
+        try:
+            stage_config(schema, shipped, section, {k: placeholder[k] for k in keys})
+        except (ConfigError, OmegaConfBaseException) as exc:
+            raise ConfigError(f"{path}: {shipped.split('_')[0]}: {exc}") from exc
+    return cfg
+
+
+def run_paper_mini(cfg: PaperMiniConfig, progress: bool = True) -> dict:
+    with run_lock(cfg.output_dir):
+        return PaperMini(cfg, progress).run()
