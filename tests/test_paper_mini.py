@@ -55,6 +55,17 @@ def test_paired_comparison_counts_discordant_items_and_tests_them_exactly():
         paired([[1, 0]], [[1]])
 
 
+def test_a_one_seed_probe_gets_a_wilson_interval_over_its_examples():
+    from sa_slm.paper_mini.report import model_summary
+
+    item = {"id": "a", "context": "spoken", "correct": 1.0, "aligned": 0.0, "p_target": 0.3, "truncated": False}
+    result = {"discrimination": [item], "rollouts": [item],
+              "probe": {"accuracy": {"e": 0.25, "h": 0.5, "z": None}, "chance": 0.2, "examples": 20}}
+    probe = model_summary([result])["probe"]
+    assert (probe["e"]["low"], probe["e"]["high"]) == pytest.approx(wilson(5, 20))
+    assert (probe["h"]["low"], probe["h"]["high"]) == pytest.approx(wilson(10, 20)) and probe["z"] is None
+
+
 # ---- configuration ----------------------------------------------------------------------------------
 def test_shipped_configs_validate_with_their_stage_sections():
     from sa_slm.paper_mini.run import load_paper_mini_config

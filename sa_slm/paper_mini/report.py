@@ -64,11 +64,19 @@ def model_summary(results: list[dict]) -> dict:
             s[f"discrimination_{kind}"] = estimate(_items(results, "discrimination", "correct", kind)).to_dict()
             s[f"emoalign_{kind}"] = estimate(_items(results, "rollouts", "aligned", kind)).to_dict()
     if all("probe" in r for r in results):
-        s["probe"] = {rep: estimate([[r["probe"]["accuracy"][rep]] for r in results]).to_dict()
+        s["probe"] = {rep: estimate([_probe_outcomes(r["probe"], rep) for r in results]).to_dict()
                       if all(r["probe"]["accuracy"].get(rep) is not None for r in results) else None
                       for rep in ("e", "h", "z")}
         s["probe_chance"] = results[0]["probe"]["chance"]
     return s
+
+
+def _probe_outcomes(probe: dict, rep: str) -> list[float]:
+    """A cross-validated probe accuracy as its 0/1 outcomes over the probed examples (every example is
+    predicted once, in its held-out fold), so that one seed gets a Wilson interval over examples."""
+    n = int(probe["examples"])
+    hits = round(float(probe["accuracy"][rep]) * n)
+    return [1.0] * hits + [0.0] * (n - hits)
 
 
 def compare(a: list[dict], b: list[dict]) -> dict:

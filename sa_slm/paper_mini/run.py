@@ -192,7 +192,7 @@ class PaperMini:
         if path.is_file():
             return json.loads(path.read_text())
         e = self.cfg.eval
-        saslm = SASLM.from_pretrained(model_dir, device="cpu")
+        saslm = SASLM.from_pretrained(model_dir)  # cuda when visible
         model, proc, spk = saslm.model, saslm.processor, saslm.speakers
         sampling = saslm.sampling(SamplingConfig(max_new_codes=e.max_new_codes))
         result: dict[str, Any] = {"model": name, "seed": seed, "model_dir": str(model_dir),
