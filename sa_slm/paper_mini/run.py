@@ -142,8 +142,7 @@ class PaperMini:
         result = self.results / "classifier.json"
         if result.is_file() and folder.is_dir():
             return CodeStyleClassifier.load(folder)
-        clips = lambda rows: [(k, v) for k, v in code_table(rows).items()]  # noqa: E731
-        tr, te = clips(train), clips(test)
+        tr, te = list(code_table(train).items()), list(code_table(test).items())
         c = self.cfg.classifier
         clf = train_classifier([v for _, v in tr], [k[1] for k, _ in tr], list(STYLES), seed=self.cfg.base_seed,
                                top_pairs=c.top_pairs, steps=c.steps)

@@ -54,17 +54,21 @@ def estimate(per_seed_items: list[list[float]], level: float = LEVEL) -> Estimat
     if not means:
         raise ValueError("no items to estimate from")
     if len(means) >= 2:
-        m, se = float(np.mean(means)), float(np.std(means, ddof=1) / math.sqrt(len(means)))
-        half = float(stats.t.ppf(0.5 + level / 2, len(means) - 1)) * se
-        return Estimate(m, m - half, m + half, len(means), "seeds", means)
+        return _t_estimate(means, "seeds", means, level)
     items = np.asarray(per_seed_items[0], dtype=float)
     if np.isin(items, (0.0, 1.0)).all():
         low, high = wilson(int(items.sum()), len(items), level)
         return Estimate(float(items.mean()), low, high, len(items), "items", means)
-    m = float(items.mean())
-    se = float(items.std(ddof=1) / math.sqrt(len(items))) if len(items) > 1 else float("inf")
-    half = float(stats.t.ppf(0.5 + level / 2, max(len(items) - 1, 1))) * se
-    return Estimate(m, m - half, m + half, len(items), "items", means)
+    return _t_estimate(items, "items", means, level)
+
+
+def _t_estimate(values, over: str, per_seed: list[float], level: float = LEVEL) -> Estimate:
+    """Mean of `values` with a Student t interval (unbounded for a single value)."""
+    values = np.asarray(values, dtype=float)
+    m = float(values.mean())
+    se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("inf")
+    half = float(stats.t.ppf(0.5 + level / 2, max(len(values) - 1, 1))) * se
+    return Estimate(m, m - half, m + half, len(values), over, per_seed)
 
 
 @dataclass
@@ -101,18 +105,7 @@ def paired(a: list[list[float]], b: list[list[float]]) -> Paired:
     if binary:
         n = b_better + a_better
         mcnemar = 1.0 if n == 0 else float(stats.binomtest(b_better, n, 0.5).pvalue)
-    diff = _difference_estimate(diffs)
-    return Paired(diff, t_p, mcnemar, b_better, a_better)
-
-
-def _difference_estimate(diffs: list[list[float]], level: float = LEVEL) -> Estimate:
-    """Mean difference with a t interval over seeds, or over items with one seed."""
     means = [float(np.mean(d)) for d in diffs]
-    if len(means) >= 2:
-        values = np.asarray(means)
-    else:
-        values = np.asarray(diffs[0], dtype=float)
-    m = float(values.mean())
-    se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("inf")
-    half = float(stats.t.ppf(0.5 + level / 2, max(len(values) - 1, 1))) * se
-    return Estimate(m, m - half, m + half, len(values), "seeds" if len(means) >= 2 else "items", means)
+    difference = (_t_estimate(means, "seeds", means) if len(means) >= 2 else
+                  _t_estimate(diffs[0], "items", means))  # mean difference, t interval
+    return Paired(difference, t_p, mcnemar, b_better, a_better)
