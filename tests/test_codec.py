@@ -120,7 +120,7 @@ def test_flow_matching_trains_the_tokenizer_through_frozen_dit(tiny, small_token
     from sa_slm.codec.trainer import FlowMatchingObjective
 
     dit = tiny.model.token2wav.code2wav_dit_model
-    FlowMatchingObjective(dit, tiny.speakers["Chelsie"].cond)  # freezes the DiT
+    FlowMatchingObjective(dit, tiny.speakers["Chelsie"].cond, tiny.speakers["Chelsie"].ref_mel)  # freezes the DiT
     assert not any(p.requires_grad for p in dit.parameters())
     # Given embeddings equal to the table rows of the codes reproduce the DiT's own forward.
     codes = torch.randint(0, 8000, (1, 10))

@@ -75,7 +75,7 @@ def clip():
     gen = torch.Generator().manual_seed(2)
     return {"logits": torch.randn(T, V, generator=gen), "mel": torch.randn(T * REPEATS, MEL, generator=gen),
             "table": torch.randn(V, EMB, generator=gen), "w": torch.randn(EMB, MEL, generator=gen),
-            "cond": torch.randn(1, 3, generator=gen)}
+            "cond": torch.randn(1, 3, generator=gen), "ref_mel": torch.randn(1, 7, MEL, generator=gen)}
 
 
 def test_the_dits_ode_carries_noise_at_t0_to_the_mel_at_t1_along_the_velocity_x1_minus_x0(clip):
@@ -95,13 +95,14 @@ def test_flow_matching_loss_is_zero_for_the_true_velocity_field(clip):
     reversed gives a positive loss), whatever order the loss draws x0 and t in."""
     dit = _OracleDiT(clip["mel"][None], clip["table"], torch.zeros(EMB, MEL))
     for seed in range(3):
-        loss = flow_matching_loss(dit, clip["logits"], clip["mel"], clip["cond"],
+        loss = flow_matching_loss(dit, clip["logits"], clip["mel"], clip["cond"], clip["ref_mel"],
                                   generator=torch.Generator().manual_seed(seed))
         t = float(dit.seen["t"])
         assert 0 < t < 1
         assert float(loss) == pytest.approx(0.0, abs=1e-8), f"t={t}"
-    # The DiT hears the clip's own mel as its reference and the argmax codes' table rows.
-    torch.testing.assert_close(dit.seen["ref"], clip["mel"][None])
+    # The DiT hears the speaker's reference mel (not the clip's own: its global summary would carry the
+    # clip's style around the codes) and the argmax codes' table rows.
+    torch.testing.assert_close(dit.seen["ref"], clip["ref_mel"])
     codes = clip["logits"].argmax(-1)
     want_e = torch.repeat_interleave(clip["table"][codes], REPEATS, dim=0)[None]
     torch.testing.assert_close(dit.seen["e"], want_e, rtol=0, atol=1e-6)
@@ -112,7 +113,8 @@ def test_flow_matching_gradient_reaches_the_logits_as_hand_computed(clip):
     gradient to the tokenizer logits is the softmax Jacobian applied to dloss/d(one-hot), by hand."""
     dit = _OracleDiT(clip["mel"][None], clip["table"], clip["w"])
     logits = clip["logits"].clone().requires_grad_()
-    loss = flow_matching_loss(dit, logits, clip["mel"], clip["cond"], generator=torch.Generator().manual_seed(0))
+    loss = flow_matching_loss(dit, logits, clip["mel"], clip["cond"], clip["ref_mel"],
+                              generator=torch.Generator().manual_seed(0))
     (grad,) = torch.autograd.grad(loss, logits)
 
     codes = clip["logits"].argmax(-1)
@@ -131,14 +133,14 @@ def test_flow_matching_loss_on_the_tiny_dit_equals_a_hand_computation(tiny):
     gen = torch.Generator().manual_seed(4)
     logits = torch.randn(10, dit.text_embed.codec_embed.num_embeddings - 1, generator=gen)
     mel = torch.randn(10 * dit.repeats, dit.mel_dim, generator=gen)
-    cond = tiny.speakers["Chelsie"].cond
+    cond, ref_mel = tiny.speakers["Chelsie"].cond, tiny.speakers["Chelsie"].ref_mel
     with torch.no_grad():
-        loss = flow_matching_loss(dit, logits, mel, cond, generator=torch.Generator().manual_seed(5))
+        loss = flow_matching_loss(dit, logits, mel, cond, ref_mel, generator=torch.Generator().manual_seed(5))
         replay = torch.Generator().manual_seed(5)
         x1 = mel[None]
         x0 = torch.randn(x1.shape, generator=replay)
         t = torch.rand(1, generator=replay)
-        pred = dit(hidden_states=(1 - t) * x0 + t * x1, condition_vector=x1,
+        pred = dit(hidden_states=(1 - t) * x0 + t * x1, condition_vector=ref_mel,
                    speaker_embedding=cond.unsqueeze(1).repeat(1, x1.shape[1], 1),
                    quantized_code=logits.argmax(-1)[None], time_step=t, apply_cfg=False)
     torch.testing.assert_close(loss, ((pred - (x1 - x0)) ** 2).mean(), rtol=1e-5, atol=1e-6)
@@ -159,7 +161,8 @@ def test_stage0_loss_is_ce_plus_weighted_mean_flow_matching_over_the_real_clips(
     cfg = SpeechTokenizerConfig.for_omni(tiny.model.config, hidden_size=32, num_layers=1, num_heads=2)
     model = SpeechTokenizer(cfg).train()
     dit = copy.deepcopy(tiny.model.token2wav.code2wav_dit_model)  # the objective freezes it: not the shared one
-    objective = FlowMatchingObjective(dit, tiny.speakers["Chelsie"].cond, weight=0.3)
+    speaker = tiny.speakers["Chelsie"]
+    objective = FlowMatchingObjective(dit, speaker.cond, speaker.ref_mel, weight=0.3)
     trainer = SpeechTokenizerTrainer(model=model, flow_matching=objective,
                                      args=TrainingArguments(output_dir=str(tmp_path / "run"), report_to=[]))
     gen = torch.Generator().manual_seed(6)
@@ -175,7 +178,8 @@ def test_stage0_loss_is_ce_plus_weighted_mean_flow_matching_over_the_real_clips(
         out = model(batch["audio"], batch["audio_lengths"])
         ce, _ = code_cross_entropy(out["logits"], out["code_mask"], batch["codes"], batch["code_lengths"])
         torch.manual_seed(7)  # the flow-matching noise and times, drawn clip by clip in batch order
-        per_clip = [flow_matching_loss(dit, out["logits"][b, :n], out["mel"][b, : 2 * n], objective.cond)
+        per_clip = [flow_matching_loss(dit, out["logits"][b, :n], out["mel"][b, : 2 * n], objective.cond,
+                                       objective.ref_mel)
                     for b, n in ((1, 15), (2, 5))]
     assert float(per_clip[0]) != pytest.approx(float(per_clip[1]), rel=1e-3)
     torch.testing.assert_close(loss.detach(), ce + 0.3 * (per_clip[0] + per_clip[1]) / 2, rtol=1e-5, atol=1e-6)

@@ -148,6 +148,32 @@ def test_discrimination_is_the_per_code_teacher_forced_likelihood(tiny, heldout)
     assert record["predicted"] == best and record["correct"] == float(best == ex.labels["emotion"])
 
 
+def test_calibrated_discrimination_centres_each_style_over_the_groups_contexts():
+    """By hand on a 3-style group: the raw argmax always picks the intrinsically likely candidate
+    (style a, the shortest), the calibrated one asks which context raises each candidate most."""
+    from sa_slm.paper_mini.measure import calibrate
+
+    styles = ["a", "b", "c"]
+    loglik = [[-10.0, -30.0, -50.0],  # context calling for a
+              [-12.0, -26.0, -51.0],  # ... for b: candidate b gains 4 nats over its group mean
+              [-11.0, -31.0, -46.0]]  # ... for c
+    records = [{"id": f"x{i}", "sentence": "s1", "context": "asked", "target": t, "predicted": "a",
+                "correct": float(t == "a"), "loglik": row} for i, (t, row) in enumerate(zip(styles, loglik))]
+    # Another sentence, and the same sentence under the other kind of context, are other groups.
+    records.append({**records[0], "id": "y0", "sentence": "s2", "loglik": [-1.0, -2.0, -3.0]})
+    records.append({**records[1], "id": "z1", "context": "spoken", "loglik": [-1.0, -2.0, -3.0]})
+    out = calibrate(records, styles)
+    mean = np.mean(loglik, axis=0)  # (-11, -29, -49)
+    for r, row in zip(out[:3], loglik):
+        np.testing.assert_allclose(r["loglik_calibrated"], np.array(row) - mean, atol=1e-12)
+    assert [r["predicted_calibrated"] for r in out[:3]] == ["a", "b", "c"]  # centred rows: (1,-1,-1),(-1,3,-2),(0,-2,3)
+    assert [r["correct_calibrated"] for r in out[:3]] == [1.0, 1.0, 1.0]
+    assert [r["correct"] for r in out[:3]] == [1.0, 0.0, 0.0]  # the raw scores are left as they were
+    # A group of one context centres to zeros: the first style on the tie.
+    assert out[3]["loglik_calibrated"] == [0.0, 0.0, 0.0] and out[3]["predicted_calibrated"] == "a"
+    assert out[4]["predicted_calibrated"] == "a" and out[4]["correct_calibrated"] == 0.0
+
+
 def test_context_free_reading_sits_exactly_at_chance_on_a_balanced_set(tiny, heldout):
     from sa_slm.paper_mini.corpus import STYLES
     from sa_slm.paper_mini.measure import code_table, discrimination
@@ -158,6 +184,8 @@ def test_context_free_reading_sits_exactly_at_chance_on_a_balanced_set(tiny, hel
     for sentence in ("r00", "r01"):
         assert len({r["predicted"] for r in records if r["sentence"] == sentence}) == 1
     assert sum(r["correct"] for r in records) / len(records) == pytest.approx(1 / len(STYLES))
+    # Calibrated, every candidate scores the same in every context of its group: still exactly chance.
+    assert sum(r["correct_calibrated"] for r in records) / len(records) == pytest.approx(1 / len(STYLES))
 
 
 def test_rollout_alignment_classifies_the_sampled_codes_with_shared_seeds(tiny, heldout):

@@ -42,14 +42,17 @@ def flow_matching_loss(
     logits: torch.Tensor,
     mel: torch.Tensor,
     cond: torch.Tensor,
-    ref_frames: int = 300,
+    ref_mel: torch.Tensor,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Rectified-flow loss of the frozen DiT for one clip.
 
     logits: (T, V) tokenizer logits; mel: (T * repeats, mel_dim) target log-mel of the same audio;
-    cond: (1, enc_emb_dim) speaker vector. The clip's own first `ref_frames` mel frames are the DiT's
-    reference mel. x_t = (1 - t) x0 + t x1, target velocity x1 - x0, mean squared error.
+    cond: (1, enc_emb_dim) speaker vector; ref_mel: (1, F, mel_dim) the speaker's reference mel, as
+    Token2Wav is conditioned when it speaks. Not the clip's own mel: the DiT pools its reference into
+    one global vector (its ECAPA speaker encoder), so a clip's own reference would hand the DiT the
+    clip's pitch, loudness and pace around the codes, and the codes would need to carry none of them.
+    x_t = (1 - t) x0 + t x1, target velocity x1 - x0, mean squared error.
     """
     table = dit.text_embed.codec_embed.weight[: logits.shape[-1]]
     embeds = straight_through(logits.float()) @ table  # (T, emb_dim)
@@ -60,7 +63,7 @@ def flow_matching_loss(
     with given_code_embeddings(dit, embeds[None]):
         pred = dit(
             hidden_states=x_t,
-            condition_vector=x1[:, :ref_frames],
+            condition_vector=ref_mel.to(x1),
             speaker_embedding=cond.float().unsqueeze(1).repeat(1, x1.shape[1], 1),
             quantized_code=torch.zeros(1, logits.shape[0], dtype=torch.long, device=x1.device),
             time_step=t,

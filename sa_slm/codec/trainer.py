@@ -16,10 +16,11 @@ from .objectives import code_cross_entropy
 
 @dataclass
 class FlowMatchingObjective:
-    """Frozen DiT + speaker vector used on real-speech items; `weight` scales the loss."""
+    """Frozen DiT + one speaker (vector and reference mel) used on real-speech items; `weight` scales the loss."""
 
     dit: nn.Module
     cond: torch.Tensor  # (1, enc_emb_dim)
+    ref_mel: torch.Tensor  # (1, frames, mel_dim)
     weight: float = 0.1
 
     def __post_init__(self) -> None:
@@ -78,5 +79,5 @@ class SpeechTokenizerTrainer(LoggedTermsTrainer):
             if n == 0:
                 continue
             mel = out["mel"][b, : n * repeats]
-            per_clip.append(flow_matching_loss(dit, logits[b, :n], mel, fm.cond.to(device)))
+            per_clip.append(flow_matching_loss(dit, logits[b, :n], mel, fm.cond.to(device), fm.ref_mel.to(device)))
         return torch.stack(per_clip).mean() if per_clip else logits.sum() * 0

@@ -6,6 +6,12 @@
   Per code, because the sum favours the shortest style under any model: every code costs about the
   code entropy, so a 50-code reading beats a 100-code one by far more than a misplaced EOS costs.
   The sums are recorded too.
+- `calibrate`: the same records scored contrastively. Within each group of contexts that share a
+  sentence and a kind of context (one per style), each style's summed log-likelihood is centred over
+  the group's contexts, so what a candidate scores is how much *this* context raises its likelihood
+  over the others (a pointwise mutual information); the intrinsic likelihood of a code sequence (its
+  length, its repetitiveness), the same under every context, cancels. A model that ignores its
+  context gives every candidate 0 in every context and so still scores exactly chance.
 - `rollout_alignment`: sampled replies classified by the code-space style classifier; EmoAlign is
   the share assigned to the target style.
 - `context_free=True` measures the stage-3 anchor's reading instead: the same reply after a plain
@@ -91,7 +97,26 @@ def discrimination(model: SASLMOmniModel, processor: OmniProcessor, speakers: Sp
                             "loglik_per_code": [float(v) for v in row], "loglik": [float(v) for v in row_total]})
         bar.update(len(chunk))
     bar.close()
-    return records
+    return calibrate(records, styles)
+
+
+def calibrate(records: list[dict], styles: list[str]) -> list[dict]:
+    """`correct_calibrated` (0/1) and `loglik_calibrated` added to each discrimination record.
+
+    loglik_calibrated[c][k] = loglik[c][k] - mean over the group's contexts c' of loglik[c'][k], the group
+    being the records of one (sentence, context kind); the predicted style is its argmax (the first on a tie).
+    """
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        groups.setdefault((str(r["sentence"]), str(r["context"])), []).append(r)
+    out = []
+    for r in records:
+        group = torch.tensor([g["loglik"] for g in groups[(str(r["sentence"]), str(r["context"]))]], dtype=torch.float64)
+        centred = torch.tensor(r["loglik"], dtype=torch.float64) - group.mean(0)
+        predicted = styles[int(centred.argmax())]
+        out.append({**r, "loglik_calibrated": centred.tolist(), "predicted_calibrated": predicted,
+                    "correct_calibrated": float(predicted == r["target"])})
+    return out
 
 
 @torch.no_grad()

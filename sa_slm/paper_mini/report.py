@@ -55,6 +55,7 @@ def _items(results: list[dict], part: str, key: str, kind: str | None = None) ->
 
 def model_summary(results: list[dict]) -> dict:
     s = {"discrimination": estimate(_items(results, "discrimination", "correct")).to_dict(),
+         "calibrated": estimate(_items(results, "discrimination", "correct_calibrated")).to_dict(),
          "emoalign": estimate(_items(results, "rollouts", "aligned")).to_dict(),
          "p_target": estimate(_items(results, "rollouts", "p_target")).to_dict(),
          "truncated": float(sum(x["truncated"] for r in results for x in r["rollouts"]) /
@@ -62,6 +63,7 @@ def model_summary(results: list[dict]) -> dict:
     for kind in KINDS:
         if any(x["context"] == kind for x in results[0]["discrimination"]):
             s[f"discrimination_{kind}"] = estimate(_items(results, "discrimination", "correct", kind)).to_dict()
+            s[f"calibrated_{kind}"] = estimate(_items(results, "discrimination", "correct_calibrated", kind)).to_dict()
             s[f"emoalign_{kind}"] = estimate(_items(results, "rollouts", "aligned", kind)).to_dict()
     if all("probe" in r for r in results):
         s["probe"] = {rep: estimate([_probe_outcomes(r["probe"], rep) for r in results]).to_dict()
@@ -82,6 +84,8 @@ def _probe_outcomes(probe: dict, rep: str) -> list[float]:
 def compare(a: list[dict], b: list[dict]) -> dict:
     """b against a, paired over seeds and items: discrimination and EmoAlign."""
     return {"discrimination": paired(_items(a, "discrimination", "correct"), _items(b, "discrimination", "correct")).to_dict(),
+            "calibrated": paired(_items(a, "discrimination", "correct_calibrated"),
+                                 _items(b, "discrimination", "correct_calibrated")).to_dict(),
             "emoalign": paired(_items(a, "rollouts", "aligned"), _items(b, "rollouts", "aligned")).to_dict()}
 
 
@@ -155,9 +159,11 @@ def _delivery_table(s: dict) -> str:
         if m is None:
             continue
         rows.append([label, _est(m.get("discrimination_spoken")), _est(m.get("discrimination_asked")),
-                     _est(m["discrimination"]), _est(m["emoalign"]), f"{m['truncated'] * 100:.1f}", paper])
+                     _est(m["discrimination"]), _est(m.get("calibrated_spoken")), _est(m.get("calibrated_asked")),
+                     _est(m.get("calibrated")), _est(m["emoalign"]), f"{m['truncated'] * 100:.1f}", paper])
     return _table(["model", "discrimination, spoken contexts %", "discrimination, asked contexts %",
-                   "discrimination, all %", "code-space EmoAlign %", "rollouts cut by budget %", "paper"], rows)
+                   "discrimination, all %", "calibrated, spoken %", "calibrated, asked %", "calibrated, all %",
+                   "code-space EmoAlign %", "rollouts cut by budget %", "paper"], rows)
 
 
 def _ablation_table(s: dict, rows_spec: list[tuple[str, str]], paper: dict[str, str]) -> str:

@@ -79,8 +79,9 @@ def run(cfg: Stage0Config) -> dict:
     flow_matching = None
     if cfg.flow_matching_weight > 0:
         train_set = torch.utils.data.ConcatDataset([train_set, SpeechDataset(fm_speech, tok_cfg, cfg.seed)])
-        flow_matching = FlowMatchingObjective(base.token2wav.code2wav_dit_model,
-                                              saslm.speakers[cfg.flow_matching_speaker].cond, cfg.flow_matching_weight)
+        speaker = saslm.speakers[cfg.flow_matching_speaker]
+        flow_matching = FlowMatchingObjective(base.token2wav.code2wav_dit_model, speaker.cond, speaker.ref_mel,
+                                              cfg.flow_matching_weight)
     trainer = SpeechTokenizerTrainer(model=tokenizer, args=args, train_dataset=train_set, eval_dataset=heldout_set,
                                      data_collator=collate_pairs, flow_matching=flow_matching)
 
