@@ -54,6 +54,22 @@ def utterance_features(model: SASLMOmniModel, processor: OmniProcessor, speakers
     return {k: torch.cat(v) for k, v in feats.items() if v}
 
 
+def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, n_classes: int, steps: int = 300,
+                            weight_decay: float = 1e-2, seed: int = 0) -> torch.nn.Linear:
+    """L2-regularised multinomial logistic regression on (already z-scored) x (N, F) and labels y (N,):
+    full-batch Adam (lr 0.05) for `steps` steps from a seeded small init (weights N(0, 0.01^2), bias 0)."""
+    linear = torch.nn.Linear(x.shape[1], n_classes)
+    with torch.no_grad():
+        linear.weight.copy_(torch.randn(linear.weight.shape, generator=torch.Generator().manual_seed(seed)) * 0.01)
+        linear.bias.zero_()
+    opt = torch.optim.Adam(linear.parameters(), lr=0.05, weight_decay=weight_decay)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(linear(x), y).backward()
+        opt.step()
+    return linear
+
+
 def linear_probe_accuracy(x: torch.Tensor, y: torch.Tensor, groups: list[str], folds: int = 5, seed: int = 0,
                           steps: int = 300, weight_decay: float = 1e-2) -> float:
     """Cross-validated accuracy of an L2-regularised multinomial logistic regression (z-scored inputs)."""
@@ -68,13 +84,7 @@ def linear_probe_accuracy(x: torch.Tensor, y: torch.Tensor, groups: list[str], f
             continue
         mean, std = x[~test].mean(0), x[~test].std(0).clamp_min(1e-6)
         xt, xv = (x[~test] - mean) / std, (x[test] - mean) / std
-        torch.manual_seed(seed)
-        clf = torch.nn.Linear(x.shape[1], n_classes)
-        opt = torch.optim.Adam(clf.parameters(), lr=0.05, weight_decay=weight_decay)
-        for _ in range(steps):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(clf(xt), y[~test]).backward()
-            opt.step()
+        clf = fit_logistic_regression(xt, y[~test], n_classes, steps, weight_decay, seed)
         correct += int((clf(xv).argmax(-1) == y[test]).sum())
         total += int(test.sum())
     return correct / max(total, 1)

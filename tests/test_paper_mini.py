@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from sa_slm.paper_mini.codestyle import CodeStyleClassifier, sequence_features, train_classifier
@@ -67,6 +69,23 @@ def test_a_one_seed_probe_gets_a_wilson_interval_over_its_examples():
 
 
 # ---- configuration ----------------------------------------------------------------------------------
+def test_the_read_aloud_manifest_finds_its_audio_under_a_relative_output_folder(tmp_path, monkeypatch):
+    """`make paper-mini` runs with a relative output_dir: the stage-0 manifest's audio paths must resolve from
+    the manifest's own folder (they once came out doubled, outputs/x/data/outputs/x/corpus/...)."""
+    from sa_slm.data.manifest import Example, load_manifest
+    from sa_slm.paper_mini.run import write_read_aloud_manifest
+    from sa_slm.processor import READ_ALOUD
+
+    monkeypatch.chdir(tmp_path)
+    clip = Path("out/corpus/wavs/reply/s000_neutral.wav")
+    clip.parent.mkdir(parents=True)
+    sf.write(clip, np.zeros(1600, dtype=np.float32), 16000)
+    write_read_aloud_manifest(Path("out/data/stage0_real.jsonl"),
+                              [Example(id="spoken/s000_neutral", reply_text="Hi.", reply_audio=str(clip))])
+    (ex,) = load_manifest("out/data/stage0_real.jsonl")
+    assert Path(ex.reply_audio).resolve() == clip.resolve() and ex.user_text == READ_ALOUD
+
+
 def test_shipped_configs_validate_with_their_stage_sections():
     from sa_slm.paper_mini.run import load_paper_mini_config
 
@@ -221,12 +240,16 @@ def test_paper_mini_reduced_run(tmp_path):
     models = summary["models"]
     context_free, full = models["context_free"]["discrimination"], models["full"]["discrimination"]
     assert context_free["low"] <= chance <= context_free["high"], context_free
+    free_calibrated, calibrated = models["context_free"]["calibrated"], models["full"]["calibrated"]
+    assert free_calibrated["low"] <= chance <= free_calibrated["high"], free_calibrated
     html = (out / "report" / "index.html").read_text()
     assert "Modulation (paper Table 3)" in html and "How this differs from the paper" in html
     assert (out / "report" / "curves_stage2.png").is_file() and list((out / "report" / "audio").glob("*.wav"))
-    # Not met yet: the tiny stage-0 tokenizer maps espeak speech to a handful of codes whose distribution
-    # barely depends on the style, so the full model does not learn context -> delivery at this budget.
+    # Not met yet: the tiny Talker is slow to read its context (the style survives the tiny stage-0
+    # tokenizer mostly as the clip's length), so at this budget the full model's discrimination stays
+    # near chance and one stage-3 step moves nothing. The numbers go into the expected-failure message.
     before, after = models["full"]["emoalign"]["mean"], models["stage3_oracle"]["emoalign"]["mean"]
-    if not full["low"] > chance or not after > before:
-        pytest.xfail(f"full model discrimination {full['mean']:.3f} [{full['low']:.3f}, {full['high']:.3f}] vs "
+    if not calibrated["low"] > chance or not after > before:
+        pytest.xfail(f"full model discrimination raw {full['mean']:.3f} [{full['low']:.3f}, {full['high']:.3f}], "
+                     f"calibrated {calibrated['mean']:.3f} [{calibrated['low']:.3f}, {calibrated['high']:.3f}] vs "
                      f"chance {chance}; EmoAlign before/after oracle stage 3 {before:.3f}/{after:.3f}")

@@ -30,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import SASLMError
+from ..probe import fit_logistic_regression
 
 WEIGHTS = "classifier.safetensors"
 SETTINGS = "classifier.json"
@@ -112,16 +113,7 @@ def train_classifier(codes: Sequence[Sequence[int]], labels: Sequence[str], styl
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     xs = (x - mean) / std
     y = torch.tensor([list(styles).index(s) for s in labels])
-    gen = torch.Generator().manual_seed(seed)
-    linear = torch.nn.Linear(x.shape[1], len(styles))
-    with torch.no_grad():
-        linear.weight.copy_(torch.randn(linear.weight.shape, generator=gen) * 0.01)
-        linear.bias.zero_()
-    opt = torch.optim.Adam(linear.parameters(), lr=0.05, weight_decay=weight_decay)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(linear(xs), y).backward()
-        opt.step()
+    linear = fit_logistic_regression(xs, y, len(styles), steps, weight_decay, seed)
     return CodeStyleClassifier(list(styles), vocab, pairs, linear.weight.detach().clone(), linear.bias.detach().clone(),
                                mean, std)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -114,8 +115,7 @@ class PaperMini:
         write_text_atomic(texts, "\n".join(sentences) + "\n")
         clips = list({ex.reply_audio: ex for ex in train}.values())[: self.cfg.stage0_real_clips]
         real = self.out / "data" / "stage0_real.jsonl"
-        write_text_atomic(real, "".join(json.dumps({"id": ex.id, "user_text": READ_ALOUD, "reply_text": ex.reply_text,
-                                                    "reply_audio": str(ex.reply_audio)}) + "\n" for ex in clips))
+        write_read_aloud_manifest(real, clips)
         cfg = stage_config(Stage0Config, "stage0_tiny", self.cfg.stage0, {
             "model": str(base), "output_dir": str(out), "real_speech_manifest": str(real),
             "bootstrap": {"texts_file": str(texts)}})
@@ -244,6 +244,15 @@ class PaperMini:
         from .report import write_report
 
         return {"report": str(write_report(self.out, cfg)), "timings": self.timings}
+
+
+def write_read_aloud_manifest(path: Path, examples: list[Example]) -> None:
+    """The examples' reply clips as read-aloud items (stage 0's real speech); audio paths are written relative
+    to the manifest's folder, as manifests resolve them, whether the output folder is relative or absolute."""
+    folder = path.parent.resolve()
+    write_text_atomic(path, "".join(json.dumps({
+        "id": ex.id, "user_text": READ_ALOUD, "reply_text": ex.reply_text,
+        "reply_audio": os.path.relpath(Path(ex.reply_audio).resolve(), folder)}) + "\n" for ex in examples))
 
 
 def heldout_contexts(test: list[Example], codes, limit: int | None) -> list[Example]:
