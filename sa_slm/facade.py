@@ -8,6 +8,7 @@ users, the CLI, the demo and evaluation; library components take the narrow part
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -15,12 +16,11 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
-from transformers import Qwen2_5OmniConfig
 
 from .audio import AudioInput
 from .bridge import IntentBridgeConfig
 from .errors import EmptyReplyError, SASLMError
-from .modeling import SASLMOutput, SASLMOmniModel, with_bridge
+from .modeling import SASLMOutput, SASLMOmniModel
 from .pipeline import encode_prompts, model_device, per_prompt, speak, speaker_bos
 from .config import check_range
 from .presets import PRESETS, RELEASED_SPEAKER_BOS, build_random_model, model_config, quiet_config_check
@@ -31,6 +31,8 @@ from .talker.rollout import CodeRollouts
 from .talker.sampling import SamplingConfig
 from .token2wav import SAMPLE_RATE
 from .tokenizer import build_omni_tokenizer
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .critic import CriticScores, Rubric
@@ -137,12 +139,12 @@ class SASLM:
         path = str(name_or_path)
         model_config(path, **hub_kwargs)  # a missing, empty or foreign folder: one clear error, no weights read
         with quiet_config_check():
-            config = None
-            if bridge is not None:
-                config = with_bridge(Qwen2_5OmniConfig.from_pretrained(path, **hub_kwargs), bridge)
-            model = SASLMOmniModel.from_pretrained(
-                path, config=config, dtype=dtype or "auto", device_map={"": device}, **hub_kwargs
-            )
+            model = SASLMOmniModel.from_pretrained(path, dtype=dtype or "auto", device_map={"": device}, **hub_kwargs)
+        if bridge is not None and bridge != model.intent_bridge.cfg:
+            saved = model.intent_bridge.cfg
+            new = model.replace_bridge(bridge, seed)
+            log.info("%s: bridge %s replaced by %s; new weights at their initialisation: %s", path, saved, bridge,
+                     ", ".join(new) or "none")
         model.token2wav.float()
         processor = OmniProcessor.from_pretrained(path, **hub_kwargs)
         speakers = SpeakerBank.from_speaker_map(model.speaker_map)

@@ -108,6 +108,24 @@ class SASLMOmniModel(Qwen2_5OmniForConditionalGeneration):
             return
         super()._init_weights(module)
 
+    def replace_bridge(self, cfg: IntentBridgeConfig, seed: int = 0) -> list[str]:
+        """Use a bridge with other settings (e.g. stage 1 of another ablation from a saved model). Weights of
+        the current bridge with the same name and shape are kept; the others start at their initialisation
+        (zero for AdaLN and the acoustic projection, a seeded normal for the VIB MLP). Returns the names of
+        the new weights."""
+        old = self.intent_bridge
+        anchor = self.thinker.get_input_embeddings().weight
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            new = IntentBridge(cfg, self.config.thinker_config.text_config.hidden_size)
+            new.apply(self._init_weights)
+        current = new.state_dict()
+        kept = {k: v for k, v in old.state_dict().items() if k in current and current[k].shape == v.shape}
+        new.load_state_dict(kept, strict=False)
+        self.intent_bridge = new.to(device=anchor.device, dtype=anchor.dtype)
+        with_bridge(self.config, cfg)
+        return sorted(set(current) - set(kept))
+
     # ---- facts -------------------------------------------------------------------------------
     @property
     def max_prompt_tokens(self) -> int:

@@ -128,3 +128,30 @@ def test_stock_checkpoint_gets_a_zero_initialised_bridge(tmp_path):
     assert upgraded.bridge.adaln.gamma.weight.abs().sum() == 0 and upgraded.bridge.adaln.delta.bias.abs().sum() == 0
     assert upgraded.bridge.acoustic_proj.weight.abs().sum() == 0
     assert upgraded.bridge.vib.net[0].weight.abs().sum() > 0
+
+
+def test_loading_a_saved_bridge_with_other_settings_keeps_the_matching_weights_and_starts_the_rest(tmp_path):
+    """Another ablation's stage 1 from a saved model: a mode change (vib_adaln -> adaln_h) used to fail on the
+    AdaLN's shapes. Same-shaped weights are kept, the others start at their initialisation, and the new
+    settings are what the model saves."""
+    full = IntentBridgeConfig(mode="vib_adaln", latent_dim=8, vib_hidden=16, acoustic_context="audio_tower")
+    model = SASLM.from_pretrained("tiny", device="cpu", bridge=full)
+    _perturb(model, seed=3)
+    model.save_pretrained(tmp_path / "m")
+    saved = {n: p.detach().clone() for n, p in model.bridge.named_parameters()}
+
+    other = IntentBridgeConfig(mode="adaln_h", acoustic_context="audio_tower")
+    swapped = SASLM.from_pretrained(tmp_path / "m", device="cpu", bridge=other, seed=5)
+    assert swapped.bridge.cfg == other and swapped.model.config.sa_slm["mode"] == "adaln_h"
+    assert not hasattr(swapped.bridge, "vib")
+    assert swapped.bridge.adaln.gamma.weight.shape == (32, 32)  # conditioned on h, not on an 8-d z
+    assert swapped.bridge.adaln.gamma.weight.abs().sum() == 0 and swapped.bridge.adaln.delta.weight.abs().sum() == 0
+    torch.testing.assert_close(swapped.bridge.acoustic_proj.weight, saved["acoustic_proj.weight"], rtol=0, atol=0)
+    swapped.save_pretrained(tmp_path / "m2")
+    assert SASLM.from_pretrained(tmp_path / "m2", device="cpu").bridge.cfg == other
+
+    iid = IntentBridgeConfig(**{**full.__dict__, "prior": "iid"})  # no shape changes: every weight kept
+    kept = SASLM.from_pretrained(tmp_path / "m", device="cpu", bridge=iid)
+    assert kept.bridge.cfg.prior == "iid"
+    for name, p in kept.bridge.named_parameters():
+        torch.testing.assert_close(p, saved[name], rtol=0, atol=0)
