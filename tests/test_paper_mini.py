@@ -60,7 +60,7 @@ def test_paired_comparison_counts_discordant_items_and_tests_them_exactly():
 def test_a_one_seed_probe_gets_a_wilson_interval_over_its_examples():
     from sa_slm.paper_mini.report import model_summary
 
-    item = {"id": "a", "context": "spoken", "correct": 1.0, "aligned": 0.0, "p_target": 0.3, "truncated": False}
+    item = {"id": "a", "context": "spoken", "correct": 1.0, "correct_calibrated": 0.0, "aligned": 0.0, "p_target": 0.3, "truncated": False}
     result = {"discrimination": [item], "rollouts": [item],
               "probe": {"accuracy": {"e": 0.25, "h": 0.5, "z": None}, "chance": 0.2, "examples": 20}}
     probe = model_summary([result])["probe"]
@@ -100,6 +100,8 @@ def test_shipped_configs_validate_with_their_stage_sections():
     ("seeds=[]", "seeds: [] must be a non-empty list"),
     ("stage2.train.max_steps=-5", "stage2: "),
     ("stage3.wer_gate.threshold=-1", "wer_gate.threshold"),
+    ("eval.sampling.max_new_codes=90", "the rollout budget is eval.max_new_codes"),
+    ("eval.sampling.top_p=0", "sampling.top_p"),
 ])
 def test_a_bad_setting_is_one_error_line_before_anything_runs(tmp_path, capsys, override, message):
     from sa_slm.cli import main

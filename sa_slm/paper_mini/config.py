@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import ConfigError, check_choice, check_range
+from ..talker.sampling import SamplingConfig
 from .corpus import CorpusConfig
 
 #: The paper's ablations: variant name → overrides of the full model's bridge (vib_adaln, OU prior,
@@ -36,8 +37,15 @@ class EvalSection:
     seed: int = 1234  # rollout seeds: the same for every model (paired comparisons)
     listening_examples: int = 3  # held-out contexts decoded to audio for the report
     probe_folds: int = 5
+    # Rollouts sample the model's own distribution. Qwen's defaults (top-p 0.8, top-k 40) never sample an end
+    # of speech whose probability is spread over several steps, so every reply ran to the budget, and the
+    # length is what carries most of a style through the tiny tokenizer.
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
+        temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0))
 
     def __post_init__(self) -> None:
+        if self.sampling.max_new_codes is not None:
+            raise ConfigError("eval.sampling.max_new_codes: the rollout budget is eval.max_new_codes; remove this key")
         check_range("eval.heldout_sentences", self.heldout_sentences, 2, optional=True)
         check_range("eval.rollouts_per_context", self.rollouts_per_context, 1)
         check_range("eval.max_new_codes", self.max_new_codes, 1)

@@ -172,14 +172,15 @@ def _ablation_table(s: dict, rows_spec: list[tuple[str, str]], paper: dict[str, 
         m = s["models"].get(key)
         if m is None:
             continue
-        row = [label, _est(m["discrimination"]), _est(m["emoalign"])]
+        row = [label, _est(m["discrimination"]), _est(m.get("calibrated")), _est(m["emoalign"])]
         if key == "full":
-            row += ["(reference)", "", "(reference)", ""]
+            row += ["(reference)", "", "(reference)", "", "(reference)", ""]
         else:
-            row += _cmp(s, key, "discrimination") + _cmp(s, key, "emoalign")
+            row += _cmp(s, key, "discrimination") + _cmp(s, key, "calibrated") + _cmp(s, key, "emoalign")
         rows.append(row + [paper.get(key, "—")])
-    return _table(["setting", "discrimination %", "code-space EmoAlign %", "Δ discrimination vs full (pp)",
-                   "paired tests", "Δ EmoAlign vs full (pp)", "paired tests", "paper"], rows)
+    return _table(["setting", "discrimination %", "calibrated %", "code-space EmoAlign %",
+                   "Δ discrimination vs full (pp)", "paired tests", "Δ calibrated vs full (pp)", "paired tests",
+                   "Δ EmoAlign vs full (pp)", "paired tests", "paper"], rows)
 
 
 def _stage3_table(s: dict, critics: list[str]) -> str:
@@ -188,7 +189,8 @@ def _stage3_table(s: dict, critics: list[str]) -> str:
         key = f"stage3_{critic}"
         if key not in s["models"]:
             continue
-        for metric, label in (("discrimination", "discrimination"), ("emoalign", "code-space EmoAlign")):
+        for metric, label in (("discrimination", "discrimination"), ("calibrated", "calibrated discrimination"),
+                              ("emoalign", "code-space EmoAlign")):
             c = s["comparisons"][f"{key}_vs_full"][metric]
             rows.append([{"self": "self-critic (rubric)", "oracle": "oracle (code-style classifier)"}[critic], label,
                          _est(s["models"]["full"][metric]), _est(s["models"][key][metric]), _est(c["difference"]),
@@ -332,13 +334,14 @@ def _kind_split(s: dict) -> str:
     for key, label in (("full", "audio tower"), ("no_context", "none")):
         m = s["models"].get(key)
         if m:
-            rows.append([label] + [_est(m.get(f"{metric}_{kind}")) for metric in ("discrimination", "emoalign")
-                                   for kind in KINDS])
+            rows.append([label] + [_est(m.get(f"{metric}_{kind}")) for metric in ("discrimination", "calibrated",
+                                                                                   "emoalign") for kind in KINDS])
     if len(rows) < 2:
         return ""
     return ("<p>By kind of context (spoken: only the user's voice carries the target; asked: the user's text "
             "does):</p>" + _table(["acoustic context", "discrimination, spoken %", "discrimination, asked %",
-                                   "EmoAlign, spoken %", "EmoAlign, asked %"], rows))
+                                   "calibrated, spoken %", "calibrated, asked %", "EmoAlign, spoken %",
+                                   "EmoAlign, asked %"], rows))
 
 
 def _timings(s: dict) -> str:

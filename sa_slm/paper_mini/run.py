@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,7 +37,6 @@ from ..recipes import stage0 as stage0_recipe
 from ..recipes import stage1 as sft_recipe
 from ..recipes import stage3 as stage3_recipe
 from ..sft.config import SFTConfig
-from ..talker.sampling import SamplingConfig
 from ..training.run_lock import run_lock
 from ..uapo.config import UAPOConfig
 from .codestyle import CodeStyleClassifier, train_classifier
@@ -193,7 +193,7 @@ class PaperMini:
         e = self.cfg.eval
         saslm = SASLM.from_pretrained(model_dir)  # cuda when visible
         model, proc, spk = saslm.model, saslm.processor, saslm.speakers
-        sampling = saslm.sampling(SamplingConfig(max_new_codes=e.max_new_codes))
+        sampling = saslm.sampling(replace(e.sampling, max_new_codes=e.max_new_codes))
         result: dict[str, Any] = {"model": name, "seed": seed, "model_dir": str(model_dir),
                                   "context_free": context_free}
         result["discrimination"] = self._timed("measure", lambda: discrimination(
