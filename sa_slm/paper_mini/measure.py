@@ -106,13 +106,14 @@ def calibrate(records: list[dict], styles: list[str]) -> list[dict]:
     loglik_calibrated[c][k] = loglik[c][k] - mean over the group's contexts c' of loglik[c'][k], the group
     being the records of one (sentence, context kind); the predicted style is its argmax (the first on a tie).
     """
-    groups: dict[tuple[str, str], list[dict]] = {}
+    key = lambda r: (str(r["sentence"]), str(r["context"]))  # noqa: E731
+    groups: dict[tuple[str, str], list[list[float]]] = {}
     for r in records:
-        groups.setdefault((str(r["sentence"]), str(r["context"])), []).append(r)
+        groups.setdefault(key(r), []).append(r["loglik"])
+    means = {k: torch.tensor(rows, dtype=torch.float64).mean(0) for k, rows in groups.items()}
     out = []
     for r in records:
-        group = torch.tensor([g["loglik"] for g in groups[(str(r["sentence"]), str(r["context"]))]], dtype=torch.float64)
-        centred = torch.tensor(r["loglik"], dtype=torch.float64) - group.mean(0)
+        centred = torch.tensor(r["loglik"], dtype=torch.float64) - means[key(r)]
         predicted = styles[int(centred.argmax())]
         out.append({**r, "loglik_calibrated": centred.tolist(), "predicted_calibrated": predicted,
                     "correct_calibrated": float(predicted == r["target"])})
