@@ -100,7 +100,7 @@ def test_shipped_configs_validate_with_their_stage_sections():
     ("seeds=[]", "seeds: [] must be a non-empty list"),
     ("stage2.train.max_steps=-5", "stage2: "),
     ("stage3.wer_gate.threshold=-1", "wer_gate.threshold"),
-    ("eval.sampling.max_new_codes=90", "the rollout budget is eval.max_new_codes"),
+    ("eval.sampling.max_new_codes=null", "give the rollouts' code budget"),
     ("eval.sampling.top_p=0", "sampling.top_p"),
 ])
 def test_a_bad_setting_is_one_error_line_before_anything_runs(tmp_path, capsys, override, message):

@@ -32,23 +32,22 @@ CRITICS = ("self", "oracle")
 class EvalSection:
     heldout_sentences: int | None = None  # evaluate on the first N held-out sentences (None: all)
     rollouts_per_context: int = 2  # sampled replies per held-out context for code-space EmoAlign
-    max_new_codes: int = 160  # Talker budget of every rollout (the longest clip is ~130 codes)
     batch_size: int = 16  # contexts per batch
     seed: int = 1234  # rollout seeds: the same for every model (paired comparisons)
     listening_examples: int = 3  # held-out contexts decoded to audio for the report
     probe_folds: int = 5
     # Rollouts sample the model's own distribution. Qwen's defaults (top-p 0.8, top-k 40) never sample an end
     # of speech whose probability is spread over several steps, so every reply ran to the budget, and the
-    # length is what carries most of a style through the tiny tokenizer.
+    # length is what carries most of a style through the tiny tokenizer. The budget (max_new_codes) is every
+    # rollout's and the saved base model's default; the longest clip is ~130 codes.
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
-        temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0))
+        temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, max_new_codes=160))
 
     def __post_init__(self) -> None:
-        if self.sampling.max_new_codes is not None:
-            raise ConfigError("eval.sampling.max_new_codes: the rollout budget is eval.max_new_codes; remove this key")
+        if self.sampling.max_new_codes is None:
+            raise ConfigError("eval.sampling.max_new_codes: give the rollouts' code budget (e.g. 160)")
         check_range("eval.heldout_sentences", self.heldout_sentences, 2, optional=True)
         check_range("eval.rollouts_per_context", self.rollouts_per_context, 1)
-        check_range("eval.max_new_codes", self.max_new_codes, 1)
         check_range("eval.batch_size", self.batch_size, 1)
         check_range("eval.listening_examples", self.listening_examples, 0)
         check_range("eval.probe_folds", self.probe_folds, 2)

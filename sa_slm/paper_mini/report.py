@@ -81,12 +81,16 @@ def _probe_outcomes(probe: dict, rep: str) -> list[float]:
     return [1.0] * hits + [0.0] * (n - hits)
 
 
+#: The paired metrics: name → (result section, per-item outcome).
+PAIRED_METRICS = {"discrimination": ("discrimination", "correct"),
+                  "calibrated": ("discrimination", "correct_calibrated"),
+                  "emoalign": ("rollouts", "aligned")}
+
+
 def compare(a: list[dict], b: list[dict]) -> dict:
-    """b against a, paired over seeds and items: discrimination and EmoAlign."""
-    return {"discrimination": paired(_items(a, "discrimination", "correct"), _items(b, "discrimination", "correct")).to_dict(),
-            "calibrated": paired(_items(a, "discrimination", "correct_calibrated"),
-                                 _items(b, "discrimination", "correct_calibrated")).to_dict(),
-            "emoalign": paired(_items(a, "rollouts", "aligned"), _items(b, "rollouts", "aligned")).to_dict()}
+    """b against a, paired over seeds and items: raw and calibrated discrimination, and EmoAlign."""
+    return {name: paired(_items(a, section, key), _items(b, section, key)).to_dict()
+            for name, (section, key) in PAIRED_METRICS.items()}
 
 
 def summarise(out: Path, cfg: PaperMiniConfig) -> dict:

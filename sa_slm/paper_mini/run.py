@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -72,6 +71,7 @@ class PaperMini:
         self.out = Path(cfg.output_dir)
         self.results = self.out / "results"
         self.timings: dict[str, float] = {}
+        self._loaded: tuple[Path, SASLM] | None = None
 
     # ---- helpers -----------------------------------------------------------------------------
     def _timed(self, name: str, fn: Callable[[], Any]) -> Any:
@@ -95,7 +95,7 @@ class PaperMini:
         folder = self.out / "base"
         if not (folder / "config.json").is_file():
             saslm = SASLM.random("tiny", seed=self.cfg.base_seed, bridge=IntentBridgeConfig(**self.full_bridge()))
-            saslm.config.max_new_codes = self.cfg.eval.max_new_codes
+            saslm.config.max_new_codes = self.cfg.eval.sampling.max_new_codes
             saslm.save_pretrained(folder)
         return folder
 
@@ -185,15 +185,24 @@ class PaperMini:
         return root / "model"
 
     # ---- measurements ------------------------------------------------------------------------
+    def _load(self, model_dir: Path) -> SASLM:
+        """The model in `model_dir` (cuda when visible); the last one loaded is kept, so the full model's two
+        measurements (with its context and context-free) load it once."""
+        key = Path(model_dir).resolve()
+        if self._loaded is None or self._loaded[0] != key:
+            self._loaded = None  # the previous model is freed before the next one loads
+            self._loaded = (key, SASLM.from_pretrained(model_dir))
+        return self._loaded[1]
+
     def measure(self, name: str, seed: int, model_dir: Path, contexts: list[Example], codes, clf: CodeStyleClassifier,
                 context_free: bool = False, probe: bool = False, listen: bool = False) -> dict:
         path = self.result_path(name, seed)
         if path.is_file():
             return json.loads(path.read_text())
         e = self.cfg.eval
-        saslm = SASLM.from_pretrained(model_dir)  # cuda when visible
+        saslm = self._load(model_dir)
         model, proc, spk = saslm.model, saslm.processor, saslm.speakers
-        sampling = saslm.sampling(replace(e.sampling, max_new_codes=e.max_new_codes))
+        sampling = saslm.sampling(e.sampling)
         result: dict[str, Any] = {"model": name, "seed": seed, "model_dir": str(model_dir),
                                   "context_free": context_free}
         result["discrimination"] = self._timed("measure", lambda: discrimination(
