@@ -1,6 +1,7 @@
 """Speech tokenizer (stage 0): code rate, batching, persistence, bootstrap resume, manifest tokenizing."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import soundfile as sf
 import torch
 
 from sa_slm.codec import SpeechTokenizer, SpeechTokenizerConfig
+from sa_slm.codec.encoder import LOG_MEL_FLOOR
 from sa_slm.codec.bootstrap import BootstrapConfig, bootstrap_pairs
 from sa_slm.codec.data import split_by_text
 from sa_slm.codec.objectives import code_cross_entropy
@@ -52,6 +54,42 @@ def test_batched_equals_single_and_padding_is_masked(small_tokenizer):
     loss_a, _ = code_cross_entropy(out["logits"], out["code_mask"], codes, torch.tensor([25, 14]))
     loss_b, _ = code_cross_entropy(out["logits"], out["code_mask"], noisy, torch.tensor([25, 14]))
     torch.testing.assert_close(loss_a, loss_b)
+
+
+@pytest.mark.parametrize("mel_norm", ["frame", "level"])
+def test_only_the_level_norm_lets_the_encoder_hear_loudness(tiny, mel_norm):
+    """Twice the amplitude adds log 2 to every log-mel bin (none near the floor for this noise): the per-frame
+    LayerNorm removes it; the level norm keeps the same normalised bins and passes the loudness on in one
+    more channel, the frame's mean log-mel mapped from [floor, 0] onto [-1, 1]."""
+    cfg = SpeechTokenizerConfig.for_omni(tiny.model.config, hidden_size=32, num_layers=1, num_heads=2,
+                                         mel_norm=mel_norm)
+    tok = SpeechTokenizer(cfg).eval()
+    audio = 0.1 * torch.randn(1, 9_600)
+    mel = tok(audio)["mel"]
+    assert mel.min() > LOG_MEL_FLOOR + 5  # no bin clamped, so the shift is exactly log 2 everywhere
+    torch.testing.assert_close(tok(2 * audio)["mel"], mel + math.log(2), atol=1e-4, rtol=0)
+    quiet, loud = tok.mel_norm(mel), tok.mel_norm(mel + math.log(2))
+    bins = cfg.n_mels
+    torch.testing.assert_close(loud[..., :bins], quiet[..., :bins], atol=1e-4, rtol=0)
+    assert quiet.shape[-1] == bins + (mel_norm == "level")
+    assert tok.frontend[0].in_channels == quiet.shape[-1]
+    if mel_norm == "level":
+        half = -LOG_MEL_FLOOR / 2
+        torch.testing.assert_close(quiet[..., bins], (mel.mean(-1) + half) / half)
+        torch.testing.assert_close(loud[..., bins] - quiet[..., bins], torch.full_like(quiet[..., bins],
+                                                                                      math.log(2) / half))
+
+
+def test_a_tokenizer_saved_without_mel_norm_keeps_the_per_frame_layernorm(small_tokenizer, tmp_path):
+    """Tokenizers saved before the option carry no `mel_norm`: they load with the LayerNorm they were trained with."""
+    small_tokenizer.save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    config.pop("mel_norm")
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    again = SpeechTokenizer.from_pretrained(tmp_path / "old")
+    assert isinstance(again.mel_norm, torch.nn.LayerNorm)
+    with pytest.raises(ValueError, match="mel_norm 'bogus'"):
+        SpeechTokenizerConfig(mel_norm="bogus")
 
 
 def test_save_and_reload(small_tokenizer, tmp_path):

@@ -57,10 +57,22 @@ def test_paired_comparison_counts_discordant_items_and_tests_them_exactly():
         paired([[1, 0]], [[1]])
 
 
+def test_a_graded_value_gets_a_t_interval_even_when_every_item_is_zero():
+    """The context-free reading's margins are all exactly 0: as values they have the interval [0, 0], not the
+    Wilson interval of 0 hits in 4 outcomes; paired, they get no McNemar test."""
+    zeros = [[0.0] * 4]
+    assert estimate(zeros).high == pytest.approx(wilson(0, 4)[1]) and wilson(0, 4)[1] > 0.3  # read as outcomes
+    e = estimate(zeros, binary=False)
+    assert (e.low, e.mean, e.high, e.over) == (0.0, 0.0, 0.0, "items")
+    assert paired(zeros, [[1.0, 0.0, 1.0, 1.0]], binary=False).mcnemar_p is None
+    assert paired(zeros, [[1.0, 0.0, 1.0, 1.0]]).mcnemar_p == pytest.approx(0.25)  # 3 discordant pairs
+
+
 def test_a_one_seed_probe_gets_a_wilson_interval_over_its_examples():
     from sa_slm.paper_mini.report import model_summary
 
-    item = {"id": "a", "context": "spoken", "correct": 1.0, "correct_calibrated": 0.0, "aligned": 0.0, "p_target": 0.3, "truncated": False}
+    item = {"id": "a", "context": "spoken", "correct": 1.0, "correct_calibrated": 0.0, "margin_calibrated": 0.5,
+            "aligned": 0.0, "p_target": 0.3, "truncated": False}
     result = {"discrimination": [item], "rollouts": [item],
               "probe": {"accuracy": {"e": 0.25, "h": 0.5, "z": None}, "chance": 0.2, "examples": 20}}
     probe = model_summary([result])["probe"]
@@ -190,6 +202,9 @@ def test_calibrated_discrimination_centres_each_style_over_the_groups_contexts()
     assert [r["predicted_calibrated"] for r in out[:3]] == ["a", "b", "c"]  # centred rows: (1,-1,-1),(-1,3,-2),(0,-2,3)
     assert [r["correct_calibrated"] for r in out[:3]] == [1.0, 1.0, 1.0]
     assert [r["correct"] for r in out[:3]] == [1.0, 0.0, 0.0]  # the raw scores are left as they were
+    # Margin: the target's centred entry minus the mean of the other two, by hand from the centred rows.
+    assert [r["margin_calibrated"] for r in out[:3]] == pytest.approx([1 - (-1 - 1) / 2, 3 - (-1 - 2) / 2,
+                                                                       3 - (0 - 2) / 2])
     # A group of one context centres to zeros: the first style on the tie.
     assert out[3]["loglik_calibrated"] == [0.0, 0.0, 0.0] and out[3]["predicted_calibrated"] == "a"
     assert out[4]["predicted_calibrated"] == "a" and out[4]["correct_calibrated"] == 0.0
@@ -244,6 +259,8 @@ def test_paper_mini_reduced_run(tmp_path):
     assert context_free["low"] <= chance <= context_free["high"], context_free
     free_calibrated, calibrated = models["context_free"]["calibrated"], models["full"]["calibrated"]
     assert free_calibrated["low"] <= chance <= free_calibrated["high"], free_calibrated
+    free_margin, margin = models["context_free"]["margin"], models["full"]["margin"]
+    assert free_margin["low"] == free_margin["high"] == 0.0, free_margin  # one reading whatever the context
     html = (out / "report" / "index.html").read_text()
     assert "Modulation (paper Table 3)" in html and "How this differs from the paper" in html
     assert (out / "report" / "curves_stage2.png").is_file() and list((out / "report" / "audio").glob("*.wav"))
@@ -254,4 +271,5 @@ def test_paper_mini_reduced_run(tmp_path):
     if not calibrated["low"] > chance or not after > before:
         pytest.xfail(f"full model discrimination raw {full['mean']:.3f} [{full['low']:.3f}, {full['high']:.3f}], "
                      f"calibrated {calibrated['mean']:.3f} [{calibrated['low']:.3f}, {calibrated['high']:.3f}] vs "
-                     f"chance {chance}; EmoAlign before/after oracle stage 3 {before:.3f}/{after:.3f}")
+                     f"chance {chance}; calibrated margin {margin['mean']:.3f} [{margin['low']:.3f}, "
+                     f"{margin['high']:.3f}] nats; EmoAlign before/after oracle stage 3 {before:.3f}/{after:.3f}")

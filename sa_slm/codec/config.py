@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..config import TORCH_DTYPES, ConfigError, check_choice, check_range
 from ..data.audit import ON_BAD_ITEM
+from .encoder import MEL_NORMS
 from ..talker.sampling import SamplingConfig
 from ..training.config import TrainSection
 
@@ -32,8 +33,12 @@ class TokenizerSection:
     num_heads: int = 8
     dropout: float = 0.1
     max_codes: int = 1500  # longest input the tokenizer encodes in one piece, in codes (1500 = 30 s)
+    # level: the encoder keeps each frame's loudness (a per-bin affine); frame: LayerNorm over each frame's
+    # bins, which removes it (codec.encoder.MEL_NORMS)
+    mel_norm: str = "level"
 
     def __post_init__(self) -> None:
+        check_choice("tokenizer.mel_norm", self.mel_norm, MEL_NORMS)
         for key in ("hidden_size", "num_layers", "num_heads", "max_codes"):
             check_range(f"tokenizer.{key}", getattr(self, key), 1)
         check_range("tokenizer.dropout", self.dropout, 0.0, 1.0, high_open=True)

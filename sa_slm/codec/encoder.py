@@ -17,6 +17,31 @@ from transformers import PretrainedConfig, PreTrainedModel, Qwen2_5OmniConfig
 from transformers.audio_utils import mel_filter_bank
 
 
+#: How the encoder normalises its log-mel input. frame: LayerNorm over each frame's bins, which removes the
+#: frame's loudness, so no code can carry it (tokenizers saved before this option). level: the same LayerNorm
+#: plus the frame's loudness (its mean log-mel) as one more input channel (`MelLevelNorm`).
+MEL_NORMS = ("frame", "level")
+#: log-mel floor (`log_mel` clamps the magnitude at 1e-5); the loudness channel maps [floor, 0] onto [-1, 1].
+LOG_MEL_FLOOR = math.log(1e-5)
+
+
+class MelLevelNorm(nn.Module):
+    """(B, T, n_mels) log-mel → (B, T, n_mels + 1): per-frame LayerNorm of the bins and the frame's loudness.
+
+    A per-frame LayerNorm conditions the encoder's input well but discards how loud each frame is, a cue of
+    delivery (loud, angry speech against quiet, sad speech) that the codes could otherwise carry.
+    """
+
+    def __init__(self, n_mels: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(n_mels)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        half = -LOG_MEL_FLOOR / 2
+        loudness = (mel.mean(-1, keepdim=True) + half) / half
+        return torch.cat([self.norm(mel), loudness], dim=-1)
+
+
 class SpeechTokenizerConfig(PretrainedConfig):
     model_type = "sa_slm_speech_tokenizer"
 
@@ -34,9 +59,13 @@ class SpeechTokenizerConfig(PretrainedConfig):
         num_heads: int = 4,
         dropout: float = 0.0,
         max_codes: int = 4096,
+        mel_norm: str = "frame",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if mel_norm not in MEL_NORMS:
+            raise ValueError(f"mel_norm {mel_norm!r}: choose one of {', '.join(MEL_NORMS)}")
+        self.mel_norm = mel_norm
         self.sample_rate, self.hop_length, self.n_fft, self.n_mels, self.f_max = sample_rate, hop_length, n_fft, n_mels, f_max
         self.frames_per_code, self.codebook_size = frames_per_code, codebook_size
         self.hidden_size, self.num_layers, self.num_heads, self.dropout = hidden_size, num_layers, num_heads, dropout
@@ -128,10 +157,11 @@ class SpeechTokenizer(PreTrainedModel):
         # Persistent buffers, so that loading (which builds the model on the meta device) restores them.
         self.register_buffer("mel_filters", mel_filters(config))
         self.register_buffer("mel_window", torch.hann_window(config.n_fft))
-        self.mel_norm = nn.LayerNorm(config.n_mels)  # log-mel levels vary by tens of units across bins
+        # log-mel levels vary by tens of units across bins (MEL_NORMS)
+        self.mel_norm = nn.LayerNorm(config.n_mels) if config.mel_norm == "frame" else MelLevelNorm(config.n_mels)
         h = config.hidden_size
         self.frontend = nn.Sequential(
-            nn.Conv1d(config.n_mels, h, kernel_size=3, padding=1),
+            nn.Conv1d(config.n_mels + (config.mel_norm == "level"), h, kernel_size=3, padding=1),
             nn.GELU(),
             nn.Conv1d(h, h, kernel_size=config.frames_per_code, stride=config.frames_per_code),
             nn.GELU(),

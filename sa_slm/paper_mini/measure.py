@@ -101,10 +101,13 @@ def discrimination(model: SASLMOmniModel, processor: OmniProcessor, speakers: Sp
 
 
 def calibrate(records: list[dict], styles: list[str]) -> list[dict]:
-    """`correct_calibrated` (0/1) and `loglik_calibrated` added to each discrimination record.
+    """`correct_calibrated` (0/1), `loglik_calibrated` and `margin_calibrated` added to each discrimination record.
 
     loglik_calibrated[c][k] = loglik[c][k] - mean over the group's contexts c' of loglik[c'][k], the group
     being the records of one (sentence, context kind); the predicted style is its argmax (the first on a tie).
+    margin_calibrated = loglik_calibrated[c][target] - the mean of the other styles' entries, in nats: how much
+    more this context raises the likelihood of the style it calls for than of the others (0 for a model that
+    ignores the context; a graded reading of what the 0/1 choice only counts once it wins).
     """
     key = lambda r: (str(r["sentence"]), str(r["context"]))  # noqa: E731
     groups: dict[tuple[str, str], list[list[float]]] = {}
@@ -115,8 +118,10 @@ def calibrate(records: list[dict], styles: list[str]) -> list[dict]:
     for r in records:
         centred = torch.tensor(r["loglik"], dtype=torch.float64) - means[key(r)]
         predicted = styles[int(centred.argmax())]
+        t = styles.index(r["target"])
+        margin = float(centred[t] - (centred.sum() - centred[t]) / (len(styles) - 1))
         out.append({**r, "loglik_calibrated": centred.tolist(), "predicted_calibrated": predicted,
-                    "correct_calibrated": float(predicted == r["target"])})
+                    "correct_calibrated": float(predicted == r["target"]), "margin_calibrated": margin})
     return out
 
 

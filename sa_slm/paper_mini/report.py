@@ -18,6 +18,7 @@ from ..eval.report import CSS
 from ..paths import write_text_atomic
 from .config import PaperMiniConfig
 from .corpus import STYLES
+from .measure import calibrate
 from .stats import Estimate, estimate, paired, wilson
 
 CHANCE = 1.0 / len(STYLES)
@@ -34,13 +35,15 @@ KINDS = ("spoken", "asked")
 
 
 def _load(out: Path, model: str, seeds: list[int]) -> list[dict] | None:
-    """The per-seed results of one model, or None when any seed is missing."""
+    """The per-seed results of one model, or None when any seed is missing. The calibrated readings are
+    recomputed from the stored log-likelihoods, so results written by an earlier version report them too."""
     results = []
     for seed in seeds:
         path = out / "results" / model / f"seed{seed}.json"
         if not path.is_file():
             return None
-        results.append(json.loads(path.read_text()))
+        r = json.loads(path.read_text())
+        results.append({**r, "discrimination": calibrate(r["discrimination"], list(STYLES))})
     return results
 
 
@@ -56,6 +59,7 @@ def _items(results: list[dict], part: str, key: str, kind: str | None = None) ->
 def model_summary(results: list[dict]) -> dict:
     s = {"discrimination": estimate(_items(results, "discrimination", "correct")).to_dict(),
          "calibrated": estimate(_items(results, "discrimination", "correct_calibrated")).to_dict(),
+         "margin": estimate(_items(results, "discrimination", "margin_calibrated"), binary=False).to_dict(),
          "emoalign": estimate(_items(results, "rollouts", "aligned")).to_dict(),
          "p_target": estimate(_items(results, "rollouts", "p_target")).to_dict(),
          "truncated": float(sum(x["truncated"] for r in results for x in r["rollouts"]) /
@@ -64,6 +68,8 @@ def model_summary(results: list[dict]) -> dict:
         if any(x["context"] == kind for x in results[0]["discrimination"]):
             s[f"discrimination_{kind}"] = estimate(_items(results, "discrimination", "correct", kind)).to_dict()
             s[f"calibrated_{kind}"] = estimate(_items(results, "discrimination", "correct_calibrated", kind)).to_dict()
+            s[f"margin_{kind}"] = estimate(_items(results, "discrimination", "margin_calibrated", kind),
+                                           binary=False).to_dict()
             s[f"emoalign_{kind}"] = estimate(_items(results, "rollouts", "aligned", kind)).to_dict()
     if all("probe" in r for r in results):
         s["probe"] = {rep: estimate([_probe_outcomes(r["probe"], rep) for r in results]).to_dict()
@@ -81,16 +87,17 @@ def _probe_outcomes(probe: dict, rep: str) -> list[float]:
     return [1.0] * hits + [0.0] * (n - hits)
 
 
-#: The paired metrics: name → (result section, per-item outcome).
-PAIRED_METRICS = {"discrimination": ("discrimination", "correct"),
-                  "calibrated": ("discrimination", "correct_calibrated"),
-                  "emoalign": ("rollouts", "aligned")}
+#: The paired metrics: name → (result section, per-item value, whether it is a 0/1 outcome).
+PAIRED_METRICS = {"discrimination": ("discrimination", "correct", True),
+                  "calibrated": ("discrimination", "correct_calibrated", True),
+                  "margin": ("discrimination", "margin_calibrated", False),
+                  "emoalign": ("rollouts", "aligned", True)}
 
 
 def compare(a: list[dict], b: list[dict]) -> dict:
     """b against a, paired over seeds and items: raw and calibrated discrimination, and EmoAlign."""
-    return {name: paired(_items(a, section, key), _items(b, section, key)).to_dict()
-            for name, (section, key) in PAIRED_METRICS.items()}
+    return {name: paired(_items(a, section, key), _items(b, section, key), binary).to_dict()
+            for name, (section, key, binary) in PAIRED_METRICS.items()}
 
 
 def summarise(out: Path, cfg: PaperMiniConfig) -> dict:
@@ -126,10 +133,11 @@ def summarise(out: Path, cfg: PaperMiniConfig) -> dict:
 
 # ---- rendering -------------------------------------------------------------------------------------
 def _est(d: dict | None, scale: float = 100.0) -> str:
+    """A proportion in percent (scale 100) or a value as it is (scale 1: the margin in nats), with its interval."""
     if d is None:
         return "—"
     e = Estimate(**d)
-    return f"{e.text(scale)} <span class='n'>({e.n} {e.over})</span>"
+    return f"{e.text(scale, 1 if scale == 100 else 2)} <span class='n'>({e.n} {e.over})</span>"
 
 
 def _p(value: float | None) -> str:
@@ -141,7 +149,10 @@ def _cmp(summary: dict, name: str, metric: str) -> list[str]:
     c = summary["comparisons"].get(f"{name}_vs_full", {}).get(metric)
     if not c:
         return ["—", "—"]
-    return [_est(c["difference"]),
+    scale = 1.0 if metric == "margin" else 100.0
+    if c["mcnemar_p"] is None:  # not 0/1 outcomes
+        return [_est(c["difference"], scale), f"t: {_p(c['t_p'])}"]
+    return [_est(c["difference"], scale),
             f"t: {_p(c['t_p'])} · McNemar: {_p(c['mcnemar_p'])} ({c['b_better']}↑ / {c['a_better']}↓)"]
 
 
@@ -164,10 +175,12 @@ def _delivery_table(s: dict) -> str:
             continue
         rows.append([label, _est(m.get("discrimination_spoken")), _est(m.get("discrimination_asked")),
                      _est(m["discrimination"]), _est(m.get("calibrated_spoken")), _est(m.get("calibrated_asked")),
-                     _est(m.get("calibrated")), _est(m["emoalign"]), f"{m['truncated'] * 100:.1f}", paper])
+                     _est(m.get("calibrated")), _est(m.get("margin"), 1.0), _est(m["emoalign"]),
+                     f"{m['truncated'] * 100:.1f}", paper])
     return _table(["model", "discrimination, spoken contexts %", "discrimination, asked contexts %",
                    "discrimination, all %", "calibrated, spoken %", "calibrated, asked %", "calibrated, all %",
-                   "code-space EmoAlign %", "rollouts cut by budget %", "paper"], rows)
+                   "calibrated margin (nats per reply)", "code-space EmoAlign %", "rollouts cut by budget %", "paper"],
+                  rows)
 
 
 def _ablation_table(s: dict, rows_spec: list[tuple[str, str]], paper: dict[str, str]) -> str:
@@ -176,15 +189,16 @@ def _ablation_table(s: dict, rows_spec: list[tuple[str, str]], paper: dict[str, 
         m = s["models"].get(key)
         if m is None:
             continue
-        row = [label, _est(m["discrimination"]), _est(m.get("calibrated")), _est(m["emoalign"])]
+        row = [label, _est(m["discrimination"]), _est(m.get("calibrated")), _est(m.get("margin"), 1.0),
+               _est(m["emoalign"])]
         if key == "full":
-            row += ["(reference)", "", "(reference)", "", "(reference)", ""]
+            row += ["(reference)", ""] * len(PAIRED_METRICS)
         else:
-            row += _cmp(s, key, "discrimination") + _cmp(s, key, "calibrated") + _cmp(s, key, "emoalign")
+            row += [cell for metric in PAIRED_METRICS for cell in _cmp(s, key, metric)]
         rows.append(row + [paper.get(key, "—")])
-    return _table(["setting", "discrimination %", "calibrated %", "code-space EmoAlign %",
+    return _table(["setting", "discrimination %", "calibrated %", "calibrated margin (nats)", "code-space EmoAlign %",
                    "Δ discrimination vs full (pp)", "paired tests", "Δ calibrated vs full (pp)", "paired tests",
-                   "Δ EmoAlign vs full (pp)", "paired tests", "paper"], rows)
+                   "Δ margin vs full (nats)", "paired tests", "Δ EmoAlign vs full (pp)", "paired tests", "paper"], rows)
 
 
 def _stage3_table(s: dict, critics: list[str]) -> str:
@@ -193,14 +207,14 @@ def _stage3_table(s: dict, critics: list[str]) -> str:
         key = f"stage3_{critic}"
         if key not in s["models"]:
             continue
-        for metric, label in (("discrimination", "discrimination"), ("calibrated", "calibrated discrimination"),
-                              ("emoalign", "code-space EmoAlign")):
-            c = s["comparisons"][f"{key}_vs_full"][metric]
+        for metric, label in (("discrimination", "discrimination %"), ("calibrated", "calibrated discrimination %"),
+                              ("margin", "calibrated margin (nats)"), ("emoalign", "code-space EmoAlign %")):
+            scale = 1.0 if metric == "margin" else 100.0
             rows.append([{"self": "self-critic (rubric)", "oracle": "oracle (code-style classifier)"}[critic], label,
-                         _est(s["models"]["full"][metric]), _est(s["models"][key][metric]), _est(c["difference"]),
-                         f"t: {_p(c['t_p'])} · McNemar: {_p(c['mcnemar_p'])}", PAPER["overall"][key]])
-    return _table(["critic", "metric", "before (stage 2) %", "after (stage 3) %", "Δ (pp)", "paired tests",
-                   "paper (overall 1–5)"], rows)
+                         _est(s["models"]["full"][metric], scale), _est(s["models"][key][metric], scale),
+                         *_cmp(s, key, metric), PAPER["overall"][key]])
+    return _table(["critic", "metric", "before (stage 2)", "after (stage 3)", "Δ (pp; nats for the margin)",
+                   "paired tests", "paper (overall 1–5)"], rows)
 
 
 def _probe_table(s: dict) -> str:
@@ -338,13 +352,14 @@ def _kind_split(s: dict) -> str:
     for key, label in (("full", "audio tower"), ("no_context", "none")):
         m = s["models"].get(key)
         if m:
-            rows.append([label] + [_est(m.get(f"{metric}_{kind}")) for metric in ("discrimination", "calibrated",
-                                                                                   "emoalign") for kind in KINDS])
+            rows.append([label] + [_est(m.get(f"{metric}_{kind}"), 1.0 if metric == "margin" else 100.0)
+                                   for metric in ("discrimination", "calibrated", "margin", "emoalign") for kind in KINDS])
     if len(rows) < 2:
         return ""
     return ("<p>By kind of context (spoken: only the user's voice carries the target; asked: the user's text "
             "does):</p>" + _table(["acoustic context", "discrimination, spoken %", "discrimination, asked %",
-                                   "calibrated, spoken %", "calibrated, asked %", "EmoAlign, spoken %",
+                                   "calibrated, spoken %", "calibrated, asked %", "margin, spoken (nats)",
+                                   "margin, asked (nats)", "EmoAlign, spoken %",
                                    "EmoAlign, asked %"], rows))
 
 

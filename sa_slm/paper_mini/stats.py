@@ -47,16 +47,17 @@ def wilson(successes: int, n: int, level: float = LEVEL) -> tuple[float, float]:
     return float(result.low), float(result.high)
 
 
-def estimate(per_seed_items: list[list[float]], level: float = LEVEL) -> Estimate:
+def estimate(per_seed_items: list[list[float]], level: float = LEVEL, binary: bool | None = None) -> Estimate:
     """Mean of per-seed means with a t interval over seeds; one seed: the item mean with a Wilson interval
-    (items must then be 0/1 outcomes) or, for non-binary items, a t interval over items."""
+    for 0/1 outcomes or a t interval over items for values. binary: whether the items are 0/1 outcomes
+    (None: whether every item is 0 or 1; a graded value such as a margin says False, since it can be all 0)."""
     means = [float(np.mean(items)) for items in per_seed_items if len(items)]
     if not means:
         raise ValueError("no items to estimate from")
     if len(means) >= 2:
         return _t_estimate(means, "seeds", means, level)
     items = np.asarray(per_seed_items[0], dtype=float)
-    if np.isin(items, (0.0, 1.0)).all():
+    if np.isin(items, (0.0, 1.0)).all() if binary is None else binary:
         low, high = wilson(int(items.sum()), len(items), level)
         return Estimate(float(items.mean()), low, high, len(items), "items", means)
     return _t_estimate(items, "items", means, level)
@@ -83,8 +84,9 @@ class Paired:
         return {**asdict(self), "difference": self.difference.to_dict()}
 
 
-def paired(a: list[list[float]], b: list[list[float]]) -> Paired:
-    """Compare setting b with setting a on the same seeds (outer lists) and items (inner lists, same order)."""
+def paired(a: list[list[float]], b: list[list[float]], binary: bool | None = None) -> Paired:
+    """Compare setting b with setting a on the same seeds (outer lists) and items (inner lists, same order).
+    binary: whether the items are 0/1 outcomes (McNemar); None: whether every item is 0 or 1."""
     if len(a) != len(b) or any(len(x) != len(y) for x, y in zip(a, b)):
         raise ValueError("paired comparison needs the same seeds and items on both sides")
     diffs = [[float(y) - float(x) for x, y in zip(xa, xb)] for xa, xb in zip(a, b)]
@@ -98,7 +100,8 @@ def paired(a: list[list[float]], b: list[list[float]]) -> Paired:
             t_p = float(stats.ttest_rel(seed_b, seed_a).pvalue)
     pooled_a = np.concatenate([np.asarray(x, dtype=float) for x in a])
     pooled_b = np.concatenate([np.asarray(x, dtype=float) for x in b])
-    binary = np.isin(pooled_a, (0.0, 1.0)).all() and np.isin(pooled_b, (0.0, 1.0)).all()
+    if binary is None:
+        binary = bool(np.isin(pooled_a, (0.0, 1.0)).all() and np.isin(pooled_b, (0.0, 1.0)).all())
     b_better = int(((pooled_b == 1) & (pooled_a == 0)).sum()) if binary else 0
     a_better = int(((pooled_a == 1) & (pooled_b == 0)).sum()) if binary else 0
     mcnemar = None

@@ -70,7 +70,8 @@ def run(cfg: Stage0Config) -> dict:
 
     t = cfg.tokenizer
     tok_cfg = SpeechTokenizerConfig.for_omni(base.config, hidden_size=t.hidden_size, num_layers=t.num_layers,
-                                             num_heads=t.num_heads, dropout=t.dropout, max_codes=t.max_codes)
+                                             num_heads=t.num_heads, dropout=t.dropout, max_codes=t.max_codes,
+                                             mel_norm=t.mel_norm)
     torch.manual_seed(cfg.seed)
     tokenizer = SpeechTokenizer(tok_cfg)
     # Clips longer than the tokenizer's window train on a random window of them (new each epoch).
