@@ -77,6 +77,17 @@ def check_duration(name: str, seconds: float, max_seconds: float | None) -> None
         )
 
 
+def trim_silence(wav: np.ndarray, sr: int, rel_db: float = -40.0, pad_s: float = 0.05) -> np.ndarray:
+    """(T,) `wav` without its leading and trailing samples more than `rel_db` below its peak, keeping `pad_s`
+    seconds of the original on each side. ValueError for a clip with no sample above that (all zeros)."""
+    level = np.abs(wav)
+    loud = np.flatnonzero(level > level.max(initial=0.0) * 10 ** (rel_db / 20))
+    if loud.size == 0:
+        raise ValueError("the clip is silent")
+    pad = int(pad_s * sr)
+    return wav[max(int(loud[0]) - pad, 0):min(int(loud[-1]) + 1 + pad, wav.size)]
+
+
 def write_wav(path: str | Path, wav: np.ndarray, sr: int) -> Path:
     """Write a mono float waveform as 16-bit PCM WAV, creating parent folders."""
     path = Path(path)

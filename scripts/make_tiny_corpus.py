@@ -51,6 +51,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from sa_slm.audio import trim_silence
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT_DIR = REPO_ROOT / "data" / "tiny_corpus"
 
@@ -128,20 +130,10 @@ def synthesize(espeak: str, voice: str, ssml: str) -> np.ndarray:
         raise RuntimeError(f"espeak-ng produced no audio for {ssml!r}")
     if np.abs(audio).max() >= 32767 / 32768:
         raise RuntimeError(f"espeak-ng output clips for {ssml!r}; lower ESPEAK_AMPLITUDE")
-    audio = trim_silence(audio, sr)
+    audio = trim_silence(audio, sr, TRIM_REL_DB, PAD_S)
     if sr != TARGET_SR:
         audio = soxr.resample(audio, sr, TARGET_SR, quality="HQ").astype(np.float32)
     return np.clip(audio, -1.0, 32767 / 32768)
-
-
-def trim_silence(audio: np.ndarray, sr: int) -> np.ndarray:
-    """Drop leading/trailing near-silence, keeping PAD_S seconds on each side."""
-    threshold = np.abs(audio).max() * 10 ** (TRIM_REL_DB / 20)
-    loud = np.flatnonzero(np.abs(audio) > threshold)
-    pad = int(PAD_S * sr)
-    start = max(int(loud[0]) - pad, 0)
-    end = min(int(loud[-1]) + 1 + pad, audio.size)
-    return audio[start:end]
 
 
 def write_wav(path: Path, audio: np.ndarray) -> float:

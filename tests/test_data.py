@@ -1,6 +1,7 @@
 """Manifest loading, audio I/O and the teacher-forcing collator on the shipped corpus."""
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -66,3 +67,18 @@ def test_shipped_manifests_have_no_bad_lines_or_duplicate_ids():
         examples, bad = read_manifest(CORPUS_DIR / name, codebook_size=8448)
         assert not bad and len(examples) == 40
         assert len({ex.id for ex in examples}) == 40 and not any(ex.id.startswith(str(CORPUS_DIR)) for ex in examples)
+
+
+def test_trim_silence_keeps_the_loud_span_and_its_padding():
+    """Samples above -40 dB of the peak span [300, 700); 0.01 s of padding at 1 kHz is 10 samples each side."""
+    from sa_slm.audio import trim_silence
+
+    wav = np.zeros(1000, dtype=np.float32)
+    wav[300:700] = 0.5
+    wav[100] = wav[900] = 0.004  # below 0.5 * 10^(-40/20) = 0.005: silence
+    out = trim_silence(wav, 1000, rel_db=-40.0, pad_s=0.01)
+    assert out.size == 420 and out[0] == 0 and out[10] == 0.5 and out[-11] == 0.5 and out[-10] == 0
+    wav[100] = 0.006  # now loud: the span starts there
+    assert trim_silence(wav, 1000, rel_db=-40.0, pad_s=0.01).size == 700 - 100 + 20
+    with pytest.raises(ValueError, match="silent"):
+        trim_silence(np.zeros(50, dtype=np.float32), 1000)

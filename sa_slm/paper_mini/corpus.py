@@ -44,7 +44,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from ..audio import resample, write_wav
+from ..audio import resample, trim_silence, write_wav
 from ..config import ConfigError
 from ..errors import SASLMError
 from ..paths import path_inside
@@ -313,14 +313,12 @@ def check_voices(exe: str) -> None:
                               "like the plain language; install the full espeak-ng-data package")
 
 
-def trim_silence(audio: np.ndarray, sr: int) -> np.ndarray:
-    """`audio` (T,) without its leading/trailing near-silence, keeping PAD_S seconds on each side."""
-    level = np.abs(audio)
-    loud = np.flatnonzero(level > level.max() * 10 ** (TRIM_REL_DB / 20))
-    if loud.size == 0:
-        raise _ClipFailed("espeak-ng produced only silence")
-    pad = int(PAD_S * sr)
-    return audio[max(int(loud[0]) - pad, 0):min(int(loud[-1]) + 1 + pad, audio.size)]
+def trim(audio: np.ndarray, sr: int) -> np.ndarray:
+    """`audio` (T,) trimmed at TRIM_REL_DB with PAD_S seconds kept on each side (`audio.trim_silence`)."""
+    try:
+        return trim_silence(audio, sr, TRIM_REL_DB, PAD_S)
+    except ValueError:
+        raise _ClipFailed("espeak-ng produced only silence") from None
 
 
 def split_at_pauses(audio: np.ndarray, sr: int, parts: int) -> list[np.ndarray]:
@@ -357,7 +355,7 @@ def synthesize(exe: str, voice: str, elements: list[str]) -> list[np.ndarray]:
         raise _ClipFailed("espeak-ng produced no audio")
     if np.abs(audio).max() >= 32767 / 32768:
         raise _ClipFailed(f"espeak-ng output clips at amplitude {ESPEAK_AMPLITUDE}")
-    return [np.clip(resample(trim_silence(piece, sr), sr, SAMPLE_RATE), -1.0, 32767 / 32768)
+    return [np.clip(resample(trim(piece, sr), sr, SAMPLE_RATE), -1.0, 32767 / 32768)
             for piece in split_at_pauses(audio, sr, len(elements))]
 
 
