@@ -215,7 +215,7 @@ class SASLM:
         sampling: SamplingConfig | None = None,
         reply_ids: list[torch.Tensor] | None = None,
         speaker: str | Sequence[str | None] | None = None,
-        seeds: list[int] | None = None,
+        seeds: list[int] | list[list[int]] | None = None,
         decode: bool = True,
         decode_seed: int | None = None,
         progress: bool = False,
@@ -224,7 +224,8 @@ class SASLM:
         """One Thinker pass per prompt, K Talker samples per prompt in one batch, Token2Wav per sample.
 
         reply_ids: given replies (teacher-forced text) instead of Thinker-generated ones.
-        seeds: one per sample index k; decode_seed: Token2Wav noise of rollout r from
+        seeds: K per prompt (`seeding.prompt_seeds`: prompts independent), or K shared by all prompts
+        (their rollouts then share random numbers and are correlated); decode_seed: Token2Wav noise of rollout r from
         `derive_seed(decode_seed, "token2wav", r)`. mode: None (the bridge), `add` (stock) or `text`.
         """
         spoken = speak(self.model, self.processor, self.speakers, conversations, self.sampling(sampling), num_samples,

@@ -222,9 +222,9 @@ class SASLMOmniModel(Qwen2_5OmniForConditionalGeneration):
 
     @torch.no_grad()
     def sample_codes(self, conditioning: Conditioning, sampling: SamplingConfig, num_samples: int = 1,
-                     seeds: list[int] | None = None, eos_ids: list[int] | None = None,
+                     seeds: list[int] | list[list[int]] | None = None, eos_ids: list[int] | None = None,
                      progress: bool = False) -> CodeRollouts:
-        """`num_samples` code sequences per row; seeds: one per sample index k (see talker/rollout.py)."""
+        """`num_samples` code sequences per row; seeds: K per row, or K shared by all rows (talker/rollout.py)."""
         return sample_codes(self, conditioning.prefix, sampling, num_samples, seeds, eos_ids, progress)
 
     @torch.no_grad()

@@ -78,7 +78,7 @@ def speak(
     num_samples: int = 1,
     reply_ids: list[torch.Tensor | None] | None = None,
     speaker: str | Sequence[str | None] | None = None,
-    seeds: list[int] | None = None,
+    seeds: list[int] | list[list[int]] | None = None,
     mode: str | None = None,
     max_reply_tokens: int = 256,
     progress: bool = False,
@@ -86,7 +86,7 @@ def speak(
     """One Thinker pass per prompt batch and K Talker samples per prompt in one decoding loop.
 
     reply_ids: given replies (None entries, or None for all, are written by the Thinker, greedily).
-    seeds: one per sample index k, shared by all prompts (see `talker/rollout.py`).
+    seeds: K per prompt (`seeding.prompt_seeds`), or K shared by all prompts (see `talker/rollout.py`).
     """
     batch = encode_prompts(processor, model, conversations)
     replies = list(reply_ids) if reply_ids is not None else [None] * len(conversations)

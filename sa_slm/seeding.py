@@ -19,3 +19,10 @@ def derive_seed(base: int, *keys: int | str) -> int:
         entropy.append(zlib.crc32(key.encode("utf-8")) if isinstance(key, str) else int(key) & 0xFFFFFFFFFFFFFFFF)
     state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
     return (int(state[0]) << 30) ^ int(state[1])
+
+
+def prompt_seeds(base: int, prompts: list[int | str], num_samples: int, *keys: int | str) -> list[list[int]]:
+    """One list of `num_samples` sampling seeds per prompt, `derive_seed(base, *keys, prompt, k)`: the Talker
+    seeds of `sample_codes` that keep prompts independent (a prompt key is its id, or its index in a batch
+    that is fixed by the data order)."""
+    return [[derive_seed(base, *keys, prompt, k) for k in range(num_samples)] for prompt in prompts]

@@ -102,3 +102,31 @@ def test_bridge_config_values_are_checked():
         IntentBridgeConfig(mode="vib_adaln", latent_dim=0)
     with pytest.raises(ConfigError, match="0 <= alpha < 1"):
         IntentBridgeConfig(alpha=1.0)
+
+
+def test_prompts_with_their_own_seeds_do_not_share_the_talkers_draws(tiny):
+    """Two identical prompts: with seeds shared by all prompts they get the same random numbers and so the
+    same codes; with one seed list per prompt (`prompt_seeds`) they differ, and a prompt's rollout is the
+    one it gets alone (no dependence on the batch)."""
+    from sa_slm.pipeline import speak
+    from sa_slm.processor import Conversation
+    from sa_slm.seeding import derive_seed, prompt_seeds
+    from sa_slm.talker.sampling import SamplingConfig
+
+    convs = [Conversation.user("How was your day?")] * 2
+    replies = [torch.tensor(tiny.processor.encode_reply("It was fine, thanks."))] * 2
+    sampling = tiny.sampling(SamplingConfig(max_new_codes=12))
+
+    def codes(conversations, seeds):
+        out = speak(tiny.model, tiny.processor, tiny.speakers, conversations, sampling, 2, replies[:len(conversations)],
+                    seeds=seeds).codes
+        return [out.audio_codes(r).tolist() for r in range(len(conversations) * 2)]
+
+    shared = codes(convs, [derive_seed(3, "k", k) for k in range(2)])
+    assert shared[:2] == shared[2:]
+    own = prompt_seeds(3, ["a", "b"], 2, "talker")
+    independent = codes(convs, own)
+    assert independent[0] != independent[2] and independent[1] != independent[3]
+    assert codes(convs[1:], own[1:]) == independent[2:]
+    with pytest.raises(ValueError, match="one list of 2 per prompt"):
+        codes(convs, own[:1])

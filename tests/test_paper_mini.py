@@ -243,6 +243,23 @@ def test_rollout_alignment_classifies_the_sampled_codes_with_shared_seeds(tiny, 
         assert record["aligned"] == float(STYLES[int(p.argmax())] == ex.labels["emotion"])
 
 
+def test_rollouts_of_different_contexts_never_share_random_draws(tiny, heldout):
+    """A context copied under another id gets other draws (with draws shared across contexts every reply
+    ended at the same steps, whatever its context); the same id gets the same draws in any batch."""
+    from dataclasses import replace
+
+    from sa_slm.paper_mini.measure import sample_replies
+
+    sampling = tiny.sampling(SamplingConfig(max_new_codes=12))
+    contexts = [heldout[0], replace(heldout[0], id=heldout[0].id + "_copy")]
+    out = sample_replies(tiny.model, tiny.processor, tiny.speakers, contexts, sampling, 1, seed=7, batch_size=2,
+                         progress=False)
+    assert out[0][2] != out[1][2]
+    alone = sample_replies(tiny.model, tiny.processor, tiny.speakers, contexts[1:], sampling, 1, seed=7,
+                           batch_size=1, progress=False)
+    assert alone[0][2] == out[1][2]
+
+
 # ---- the reduced run end to end ------------------------------------------------------------------
 @pytest.mark.slow
 def test_paper_mini_reduced_run(tmp_path):

@@ -17,7 +17,7 @@ from ..audio import write_wav
 from ..paths import safe_filename, write_text_atomic
 from ..pipeline import speak
 from ..processor import READ_ALOUD, Conversation, OmniProcessor
-from ..seeding import derive_seed
+from ..seeding import derive_seed, prompt_seeds
 from ..speakers import SpeakerBank
 from ..talker.sampling import SamplingConfig
 from ..token2wav import SAMPLE_RATE
@@ -93,8 +93,9 @@ def bootstrap_pairs(model: "SASLMOmniModel", processor: OmniProcessor, speakers:
                     cfg: BootstrapConfig, progress: bool = True) -> Path:
     """Write `out_dir/pairs.jsonl` + `out_dir/wavs/*.wav` (24 kHz); skip items already there.
 
-    Item `<speaker>_<text index>_<k>` samples its codes from `derive_seed(seed, "bootstrap", k)` and its
-    Token2Wav noise from `derive_seed(seed, "token2wav", item id)`, so it is the same in every run.
+    Item `<speaker>_<text index>_<k>` samples its codes from `derive_seed(seed, "bootstrap", "<speaker>_<text
+    index>", k)` and its Token2Wav noise from `derive_seed(seed, "token2wav", item id)`, so it is the same in
+    every run, and no two texts share the Talker's random draws.
     """
     out_dir = Path(out_dir)
     (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
@@ -105,13 +106,13 @@ def bootstrap_pairs(model: "SASLMOmniModel", processor: OmniProcessor, speakers:
     todo = [(spk, t) for spk in names for t in range(len(cfg.texts))
             if any(f"{spk}_{t:05d}_{k}" not in done for k in range(K))]
     bar = tqdm(total=len(todo) * K, desc="bootstrap pairs", unit="clip", disable=not progress)
-    seeds = [derive_seed(cfg.seed, "bootstrap", k) for k in range(K)]
     for spk in names:
         items = [t for s, t in todo if s == spk]
         for start in range(0, len(items), cfg.texts_per_batch):
             chunk = items[start : start + cfg.texts_per_batch]
             convs = [Conversation.user(READ_ALOUD) for _ in chunk]
             replies = [torch.tensor(processor.encode_reply(cfg.texts[t])) for t in chunk]
+            seeds = prompt_seeds(cfg.seed, [f"{spk}_{t:05d}" for t in chunk], K, "bootstrap")
             spoken = speak(model, processor, speakers, convs, cfg.sampling, K, replies, speaker=spk, seeds=seeds)
             rows, clips = [], []
             for r in range(len(chunk) * K):

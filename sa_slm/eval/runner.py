@@ -39,7 +39,7 @@ from ..metrics import EmoAlign, clip_metrics
 from ..metrics.failures import failure
 from ..paths import distinct_filenames, is_inside, path_inside, write_text_atomic
 from ..processor import Conversation, OmniProcessor
-from ..seeding import derive_seed
+from ..seeding import derive_seed, prompt_seeds
 from ..token2wav import SAMPLE_RATE
 from .config import EvalConfig, ModelEntry
 from .report import write_report
@@ -72,14 +72,17 @@ class Spoken:
 def _speak(saslm: SASLM, entry: ModelEntry, cfg: EvalConfig, items: list[Spoken]) -> None:
     """Generate the replies of `items` in one batched call (fills text and wav in place).
 
-    Every item uses the same Talker and Token2Wav seeds, so its audio does not depend on the batch.
+    Each item's Talker seed comes from its id and its Token2Wav seed is shared, so its audio does not depend
+    on the batch, and items do not share the Talker's random draws (which would end every item's reply at
+    the same steps).
     """
     replies = None
     if cfg.reply == "given":
         replies = [torch.tensor(saslm.processor.encode_reply(s.example.reply_text)) for s in items]
     speakers = [s.example.speaker or entry.speaker for s in items]
     out = saslm.rollouts([s.conversation for s in items], 1, cfg.sampling, replies, speakers,
-                         seeds=[derive_seed(cfg.seed, "talker", 0)], decode=False, mode=entry.mode)
+                         seeds=prompt_seeds(cfg.seed, [s.example.id for s in items], 1, "talker"), decode=False,
+                         mode=entry.mode)
     wavs = saslm.model.decode_codes([out.codes.audio_codes(r) for r in range(len(items))],
                                     [saslm.speakers[name] for name in speakers],
                                     [derive_seed(cfg.seed, "token2wav", 0)] * len(items))

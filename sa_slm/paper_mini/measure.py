@@ -35,7 +35,7 @@ from ..modeling import SASLMOmniModel
 from ..paths import path_inside
 from ..pipeline import prompt_inputs, speak
 from ..processor import READ_ALOUD, OmniProcessor
-from ..seeding import derive_seed
+from ..seeding import prompt_seeds
 from ..speakers import SpeakerBank
 from ..talker.sampling import SamplingConfig
 from ..token2wav import SAMPLE_RATE
@@ -125,13 +125,18 @@ def calibrate(records: list[dict], styles: list[str]) -> list[dict]:
     return out
 
 
+def _seeds(seed: int, chunk: list[Example], samples: int) -> list[list[int]]:
+    return prompt_seeds(seed, [ex.id for ex in chunk], samples, "paper-mini rollout")
+
+
 @torch.no_grad()
 def sample_replies(model: SASLMOmniModel, processor: OmniProcessor, speakers: SpeakerBank, contexts: list[Example],
                    sampling: SamplingConfig, samples: int, seed: int, batch_size: int = 16,
                    context_free: bool = False, progress: bool = True) -> list[tuple[Example, int, list[int], bool]]:
-    """(context, sample k, codes without EOS, truncated) per rollout; sample k draws from the same seed for
-    every context and model (common random numbers for paired comparisons)."""
-    seeds = [derive_seed(seed, "paper-mini rollout", k) for k in range(samples)]
+    """(context, sample k, codes without EOS, truncated) per rollout. Sample k of a context draws from
+    `derive_seed(seed, "paper-mini rollout", context id, k)`: the same for every model (common random numbers
+    for paired comparisons), and different for every context (shared draws would end every context's reply
+    at the same steps, whatever the context calls for)."""
     out = []
     bar = tqdm(total=len(contexts), desc="rollouts" + (" (context-free)" if context_free else ""),
                disable=not progress)
@@ -140,11 +145,11 @@ def sample_replies(model: SASLMOmniModel, processor: OmniProcessor, speakers: Sp
         if context_free:
             bos = [speakers[ex.speaker].bos_token for ex in chunk]
             conditioning = model.condition(anchor_states(model, processor, replies), bos, mode="text")
-            rollouts = model.sample_codes(conditioning, sampling, samples, seeds)
+            rollouts = model.sample_codes(conditioning, sampling, samples, _seeds(seed, chunk, samples))
         else:
             conversations = [example_conversation(processor, ex) for ex in chunk]
             rollouts = speak(model, processor, speakers, conversations, sampling, samples, replies,
-                             [ex.speaker for ex in chunk], seeds=seeds).codes
+                             [ex.speaker for ex in chunk], seeds=_seeds(seed, chunk, samples)).codes
         for r in range(len(chunk) * samples):
             out.append((chunk[r // samples], r % samples, rollouts.audio_codes(r).tolist(),
                         not bool(rollouts.finished[r])))

@@ -29,20 +29,34 @@ class CodeRollouts:
         return self.codes[r, : int(self.lengths[r])]
 
 
+def _row_seeds(seeds: list[int] | list[list[int]], prompts: int, samples: int) -> list[int]:
+    """Seeds of the B * K rows (prompt-major): from one list of K per prompt, or K shared by all prompts."""
+    per_prompt = bool(seeds) and isinstance(seeds[0], (list, tuple))
+    table = seeds if per_prompt else [seeds] * prompts
+    if len(table) != prompts or any(len(row) != samples for row in table):
+        shape = f"{len(table)} prompts" if per_prompt else f"{len(seeds)} seeds"
+        raise ValueError(f"seeds: {shape} for {prompts} prompts x {samples} samples; give one list of {samples} "
+                         f"per prompt, or {samples} shared by all")
+    return [int(row[k]) for row in table for k in range(samples)]
+
+
 @torch.no_grad()
 def sample_codes(
     model: Qwen2_5OmniForConditionalGeneration,
     prefix: TalkerPrefix,
     sampling: SamplingConfig,
     num_samples: int = 1,
-    seeds: list[int] | None = None,
+    seeds: list[int] | list[list[int]] | None = None,
     eos_ids: list[int] | None = None,
     progress: bool = False,
 ) -> CodeRollouts:
     """Sample `num_samples` code sequences per prefix row.
 
-    seeds: one per sample index k (shared by all prompts), so a rollout depends only on its prompt,
-    its k and its seed, never on the batch. Drawn from torch's global RNG when not given.
+    seeds: one list of K per prompt (`seeding.prompt_seeds`), or one per sample index k shared by all
+    prompts. Either way a rollout depends only on its prompt, its k and its seed, never on the batch. Shared
+    seeds give every prompt's rollout k the same random numbers, so the prompts' rollouts are correlated
+    (inverse-CDF sampling ends them all at the steps whose draw lands in the end-of-speech mass): use them
+    only where prompts are not compared with each other. Drawn from torch's global RNG when not given.
     """
     talker = model.talker
     device = prefix.stream.device
@@ -50,8 +64,8 @@ def sample_codes(
     budget = sampling.budget
     eos_ids = eos_ids or [talker.codec_pad_token, talker.codec_eos_token]
     if sampling.do_sample and seeds is None:
-        seeds = torch.randint(0, 2**62, (K,)).tolist()
-    sampler = RowSampler([seeds[k] for _ in range(B) for k in range(K)]) if sampling.do_sample else None
+        seeds = torch.randint(0, 2**62, (B, K)).tolist()
+    sampler = RowSampler(_row_seeds(seeds, B, K)) if sampling.do_sample else None
 
     inputs, mask = left_pad(prefix.rows)
     inputs, mask = inputs.repeat_interleave(K, 0), mask.repeat_interleave(K, 0)

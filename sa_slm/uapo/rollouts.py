@@ -14,7 +14,7 @@ import torch
 from ..modeling import SASLMOmniModel
 from ..pipeline import encode_prompts, speak
 from ..processor import READ_ALOUD, Conversation, OmniProcessor
-from ..seeding import derive_seed
+from ..seeding import prompt_seeds
 from ..speakers import SpeakerBank
 from ..talker.layout import ThinkerStates
 from ..talker.rollout import CodeRollouts
@@ -53,13 +53,15 @@ def collect(model: SASLMOmniModel, processor: OmniProcessor, speakers: SpeakerBa
             speaker: str | None = None, max_reply_tokens: int = 256) -> RolloutBatch:
     """Replies (given, or the Thinker's greedy answer), K policy rollouts each, and the anchors.
 
-    Rollout k draws from `derive_seed(seed, "rollout", k)`, the anchor from `derive_seed(seed, "anchor")`.
+    Rollout k of prompt b draws from `derive_seed(seed, "rollout", b, k)`, its anchor from
+    `derive_seed(seed, "anchor", b, 0)`: prompts of a batch never share random draws.
     """
     replies = [torch.tensor(processor.encode_reply(t)) if t else None for t in reply_texts]
     spoken = speak(model, processor, speakers, conversations, sampling, num_samples, replies, speaker,
-                   seeds=[derive_seed(seed, "rollout", k) for k in range(num_samples)],
+                   seeds=prompt_seeds(seed, list(range(len(conversations))), num_samples, "rollout"),
                    max_reply_tokens=max_reply_tokens)
     anchor = model.condition(anchor_states(model, processor, spoken.reply_ids), spoken.speaker_bos, mode="text")
-    anchor_codes = model.sample_codes(anchor, sampling, 1, [derive_seed(seed, "anchor")])
+    anchor_codes = model.sample_codes(anchor, sampling, 1, prompt_seeds(seed, list(range(len(conversations))), 1,
+                                                                        "anchor"))
     return RolloutBatch(conversations, spoken.reply_ids, [processor.decode(r) for r in spoken.reply_ids],
                         spoken.codes, anchor_codes, num_samples, spoken.states, spoken.speaker_bos)
