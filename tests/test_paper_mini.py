@@ -205,6 +205,10 @@ def test_calibrated_discrimination_centres_each_style_over_the_groups_contexts()
     # Margin: the target's centred entry minus the mean of the other two, by hand from the centred rows.
     assert [r["margin_calibrated"] for r in out[:3]] == pytest.approx([1 - (-1 - 1) / 2, 3 - (-1 - 2) / 2,
                                                                        3 - (0 - 2) / 2])
+    # Entries within TIE_NATS of the best tie (batching moves a context-blind reading by ~1e-6 nats): the first.
+    noisy = [{**records[0], "id": f"n{i}", "sentence": "s3", "target": t, "loglik": [-5.0 + d, -5.0, -5.0 - d]}
+             for i, (t, d) in enumerate(zip(styles, (2e-6, -3e-6, 1e-6)))]
+    assert [r["predicted_calibrated"] for r in calibrate(noisy, styles)] == ["a", "a", "a"]
     # A group of one context centres to zeros: the first style on the tie.
     assert out[3]["loglik_calibrated"] == [0.0, 0.0, 0.0] and out[3]["predicted_calibrated"] == "a"
     assert out[4]["predicted_calibrated"] == "a" and out[4]["correct_calibrated"] == 0.0
@@ -277,7 +281,7 @@ def test_paper_mini_reduced_run(tmp_path):
     free_calibrated, calibrated = models["context_free"]["calibrated"], models["full"]["calibrated"]
     assert free_calibrated["low"] <= chance <= free_calibrated["high"], free_calibrated
     free_margin, margin = models["context_free"]["margin"], models["full"]["margin"]
-    assert free_margin["low"] == free_margin["high"] == 0.0, free_margin  # one reading whatever the context
+    assert abs(free_margin["low"]) < 1e-3 and abs(free_margin["high"]) < 1e-3, free_margin  # context-blind
     html = (out / "report" / "index.html").read_text()
     assert "Modulation (paper Table 3)" in html and "How this differs from the paper" in html
     assert (out / "report" / "curves_stage2.png").is_file() and list((out / "report" / "audio").glob("*.wav"))

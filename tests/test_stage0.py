@@ -17,10 +17,12 @@ def test_stage0_learns_codes(tmp_path):
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     # The code cross-entropy falls well below its first logged value (ln 8448 = 9.0 at init; measured
-    # 7.77 -> 4.27), and the flow-matching objective on the real-speech corpus ran alongside.
+    # 7.81 -> 5.00 now that each text draws its own Talker samples; 7.77 -> 4.27 when all texts shared them,
+    # which made their codes alike: 8.1 % vs 0.9 % agreement between texts at the same position), and the
+    # flow-matching objective on the real-speech corpus ran alongside.
     state = json.loads((out / "checkpoints" / "checkpoint-200" / "trainer_state.json").read_text())
     ce = [e["ce_loss"] for e in state["log_history"] if "ce_loss" in e]
-    assert ce[0] > 6.5 and ce[-1] < 0.6 * ce[0]
+    assert ce[0] > 6.5 and ce[-1] < 0.7 * ce[0]
     assert all("fm_loss" in e for e in state["log_history"] if "loss" in e)
     # Held-out texts: accuracy far above always answering the most frequent training code.
     assert metrics["heldout_code_accuracy"] > 3 * metrics["chance_accuracy"]

@@ -100,11 +100,16 @@ def discrimination(model: SASLMOmniModel, processor: OmniProcessor, speakers: Sp
     return calibrate(records, styles)
 
 
+#: Calibrated log-likelihoods closer than this are tied (batching moves a log-likelihood by ~1e-6 nats).
+TIE_NATS = 1e-4
+
+
 def calibrate(records: list[dict], styles: list[str]) -> list[dict]:
     """`correct_calibrated` (0/1), `loglik_calibrated` and `margin_calibrated` added to each discrimination record.
 
     loglik_calibrated[c][k] = loglik[c][k] - mean over the group's contexts c' of loglik[c'][k], the group
-    being the records of one (sentence, context kind); the predicted style is its argmax (the first on a tie).
+    being the records of one (sentence, context kind); the predicted style is its argmax (the first on a tie,
+    entries within TIE_NATS counting as tied).
     margin_calibrated = loglik_calibrated[c][target] - the mean of the other styles' entries, in nats: how much
     more this context raises the likelihood of the style it calls for than of the others (0 for a model that
     ignores the context; a graded reading of what the 0/1 choice only counts once it wins).
@@ -117,7 +122,9 @@ def calibrate(records: list[dict], styles: list[str]) -> list[dict]:
     out = []
     for r in records:
         centred = torch.tensor(r["loglik"], dtype=torch.float64) - means[key(r)]
-        predicted = styles[int(centred.argmax())]
+        # The first style within TIE_NATS of the best: a context-blind reading ties exactly, up to the ~1e-6 nats
+        # by which batching with other contexts moves a log-likelihood.
+        predicted = styles[int((centred >= centred.max() - TIE_NATS).nonzero()[0, 0])]
         t = styles.index(r["target"])
         margin = float(centred[t] - (centred.sum() - centred[t]) / (len(styles) - 1))
         out.append({**r, "loglik_calibrated": centred.tolist(), "predicted_calibrated": predicted,
