@@ -33,8 +33,8 @@ class TokenizerSection:
     num_heads: int = 8
     dropout: float = 0.1
     max_codes: int = 1500  # longest input the tokenizer encodes in one piece, in codes (1500 = 30 s)
-    # level: the encoder keeps each frame's loudness (a per-bin affine); frame: LayerNorm over each frame's
-    # bins, which removes it (codec.encoder.MEL_NORMS)
+    # level: per-frame LayerNorm plus the frame's loudness as one more channel; frame: the LayerNorm alone,
+    # which removes the loudness (codec.encoder.MEL_NORMS)
     mel_norm: str = "level"
 
     def __post_init__(self) -> None:

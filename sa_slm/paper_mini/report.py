@@ -94,6 +94,11 @@ PAIRED_METRICS = {"discrimination": ("discrimination", "correct", True),
                   "emoalign": ("rollouts", "aligned", True)}
 
 
+def _scale(metric: str) -> float:
+    """How a metric is shown: 0/1 outcomes in percent, graded values (the margin, nats) as they are."""
+    return 100.0 if PAIRED_METRICS[metric][2] else 1.0
+
+
 def compare(a: list[dict], b: list[dict]) -> dict:
     """b against a, paired over seeds and items: raw and calibrated discrimination, and EmoAlign."""
     return {name: paired(_items(a, section, key), _items(b, section, key), binary).to_dict()
@@ -149,7 +154,7 @@ def _cmp(summary: dict, name: str, metric: str) -> list[str]:
     c = summary["comparisons"].get(f"{name}_vs_full", {}).get(metric)
     if not c:
         return ["—", "—"]
-    scale = 1.0 if metric == "margin" else 100.0
+    scale = _scale(metric)
     if c["mcnemar_p"] is None:  # not 0/1 outcomes
         return [_est(c["difference"], scale), f"t: {_p(c['t_p'])}"]
     return [_est(c["difference"], scale),
@@ -175,7 +180,7 @@ def _delivery_table(s: dict) -> str:
             continue
         rows.append([label, _est(m.get("discrimination_spoken")), _est(m.get("discrimination_asked")),
                      _est(m["discrimination"]), _est(m.get("calibrated_spoken")), _est(m.get("calibrated_asked")),
-                     _est(m.get("calibrated")), _est(m.get("margin"), 1.0), _est(m["emoalign"]),
+                     _est(m.get("calibrated")), _est(m.get("margin"), _scale("margin")), _est(m["emoalign"]),
                      f"{m['truncated'] * 100:.1f}", paper])
     return _table(["model", "discrimination, spoken contexts %", "discrimination, asked contexts %",
                    "discrimination, all %", "calibrated, spoken %", "calibrated, asked %", "calibrated, all %",
@@ -189,7 +194,7 @@ def _ablation_table(s: dict, rows_spec: list[tuple[str, str]], paper: dict[str, 
         m = s["models"].get(key)
         if m is None:
             continue
-        row = [label, _est(m["discrimination"]), _est(m.get("calibrated")), _est(m.get("margin"), 1.0),
+        row = [label, _est(m["discrimination"]), _est(m.get("calibrated")), _est(m.get("margin"), _scale("margin")),
                _est(m["emoalign"])]
         if key == "full":
             row += ["(reference)", ""] * len(PAIRED_METRICS)
@@ -209,7 +214,7 @@ def _stage3_table(s: dict, critics: list[str]) -> str:
             continue
         for metric, label in (("discrimination", "discrimination %"), ("calibrated", "calibrated discrimination %"),
                               ("margin", "calibrated margin (nats)"), ("emoalign", "code-space EmoAlign %")):
-            scale = 1.0 if metric == "margin" else 100.0
+            scale = _scale(metric)
             rows.append([{"self": "self-critic (rubric)", "oracle": "oracle (code-style classifier)"}[critic], label,
                          _est(s["models"]["full"][metric], scale), _est(s["models"][key][metric], scale),
                          *_cmp(s, key, metric), PAPER["overall"][key]])
@@ -352,7 +357,7 @@ def _kind_split(s: dict) -> str:
     for key, label in (("full", "audio tower"), ("no_context", "none")):
         m = s["models"].get(key)
         if m:
-            rows.append([label] + [_est(m.get(f"{metric}_{kind}"), 1.0 if metric == "margin" else 100.0)
+            rows.append([label] + [_est(m.get(f"{metric}_{kind}"), _scale(metric))
                                    for metric in ("discrimination", "calibrated", "margin", "emoalign") for kind in KINDS])
     if len(rows) < 2:
         return ""

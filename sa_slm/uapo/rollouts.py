@@ -57,11 +57,11 @@ def collect(model: SASLMOmniModel, processor: OmniProcessor, speakers: SpeakerBa
     `derive_seed(seed, "anchor", b, 0)`: prompts of a batch never share random draws.
     """
     replies = [torch.tensor(processor.encode_reply(t)) if t else None for t in reply_texts]
+    prompts = list(range(len(conversations)))  # a prompt's seed key: its index in the batch
     spoken = speak(model, processor, speakers, conversations, sampling, num_samples, replies, speaker,
-                   seeds=prompt_seeds(seed, list(range(len(conversations))), num_samples, "rollout"),
+                   seeds=prompt_seeds(seed, prompts, num_samples, "rollout"),
                    max_reply_tokens=max_reply_tokens)
     anchor = model.condition(anchor_states(model, processor, spoken.reply_ids), spoken.speaker_bos, mode="text")
-    anchor_codes = model.sample_codes(anchor, sampling, 1, prompt_seeds(seed, list(range(len(conversations))), 1,
-                                                                        "anchor"))
+    anchor_codes = model.sample_codes(anchor, sampling, 1, prompt_seeds(seed, prompts, 1, "anchor"))
     return RolloutBatch(conversations, spoken.reply_ids, [processor.decode(r) for r in spoken.reply_ids],
                         spoken.codes, anchor_codes, num_samples, spoken.states, spoken.speaker_bos)
