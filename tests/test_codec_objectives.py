@@ -147,9 +147,10 @@ def test_flow_matching_loss_on_the_tiny_dit_equals_a_hand_computation(tiny):
     assert float(loss) > 0.1  # a random DiT is far from the true velocity: the comparison is not 0 == 0
 
 
-def test_stage0_loss_is_ce_plus_weighted_mean_flow_matching_over_the_real_clips(tiny, tmp_path):
-    """The trainer's total: code CE over the paired rows + weight × the mean of per-clip flow-matching
-    losses over the real-speech rows, each clip cut to its own codes and their mel frames."""
+@pytest.mark.parametrize("code_weight", [1.0, 0.4])
+def test_stage0_loss_is_ce_plus_weighted_mean_flow_matching_over_the_real_clips(tiny, tmp_path, code_weight):
+    """The trainer's total: code_loss_weight × code CE over the paired rows + weight × the mean of per-clip
+    flow-matching losses over the real-speech rows, each clip cut to its own codes and their mel frames."""
     from transformers import TrainingArguments
 
     from sa_slm.codec import SpeechTokenizer, SpeechTokenizerConfig
@@ -163,7 +164,7 @@ def test_stage0_loss_is_ce_plus_weighted_mean_flow_matching_over_the_real_clips(
     dit = copy.deepcopy(tiny.model.token2wav.code2wav_dit_model)  # the objective freezes it: not the shared one
     speaker = tiny.speakers["Chelsie"]
     objective = FlowMatchingObjective(dit, speaker.cond, speaker.ref_mel, weight=0.3)
-    trainer = SpeechTokenizerTrainer(model=model, flow_matching=objective,
+    trainer = SpeechTokenizerTrainer(model=model, flow_matching=objective, code_loss_weight=code_weight,
                                      args=TrainingArguments(output_dir=str(tmp_path / "run"), report_to=[]))
     gen = torch.Generator().manual_seed(6)
     batch = collate_pairs([
@@ -182,4 +183,5 @@ def test_stage0_loss_is_ce_plus_weighted_mean_flow_matching_over_the_real_clips(
                                        objective.ref_mel)
                     for b, n in ((1, 15), (2, 5))]
     assert float(per_clip[0]) != pytest.approx(float(per_clip[1]), rel=1e-3)
-    torch.testing.assert_close(loss.detach(), ce + 0.3 * (per_clip[0] + per_clip[1]) / 2, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss.detach(), code_weight * ce + 0.3 * (per_clip[0] + per_clip[1]) / 2, rtol=1e-5,
+                               atol=1e-6)

@@ -124,6 +124,55 @@ def test_a_bad_setting_is_one_error_line_before_anything_runs(tmp_path, capsys, 
     assert not (tmp_path / "pm").exists()
 
 
+# ---- the job scheduler ---------------------------------------------------------------------------
+def _prepared(tmp_path):
+    from sa_slm.paper_mini.run import Prepared
+
+    clf = CodeStyleClassifier(["a"], [1], [1], torch.zeros(1, 4), torch.zeros(1), torch.zeros(4), torch.ones(4))
+    return Prepared(tmp_path / "no-base", tmp_path / "no-tokenizer", {"train": tmp_path / "no-train.jsonl"}, [], {},
+                    clf)
+
+
+def test_jobs_start_with_the_full_models_and_stage3_waits_for_its_seeds_full_model(tmp_path):
+    from sa_slm.paper_mini.run import Job, PaperMini, load_paper_mini_config, run_jobs
+
+    cfg = load_paper_mini_config("paper_mini", [f"output_dir={tmp_path}", "seeds=[0,1]", "variants=[full,text]",
+                                                "critics=[oracle]"])
+    jobs = PaperMini(cfg, progress=False).jobs()
+    assert [j.label for j in jobs] == ["full seed 0", "full seed 1", "stage3_oracle seed 0", "text seed 0",
+                                       "stage3_oracle seed 1", "text seed 1"]
+    assert Job("stage3", "oracle", 1).needs == Job("variant", "full", 1) and Job("variant", "text", 0).needs is None
+
+    class Recorded(PaperMini):  # in-process: the order jobs run in, and the failure of full seed 0
+        ran: list[str] = []
+
+        def run_job(self, job, prep):
+            self.ran.append(job.label)
+            if job.label == "full seed 0":
+                raise RuntimeError("injected")
+            self.timings["stage1"] = self.timings.get("stage1", 0.0) + 1.0
+
+    pm = Recorded(cfg, progress=False)
+    failed = run_jobs(pm, _prepared(tmp_path), jobs, workers=1)
+    assert pm.ran == ["full seed 0", "full seed 1", "text seed 0", "stage3_oracle seed 1", "text seed 1"]
+    assert failed == ["full seed 0: RuntimeError: injected", "stage3_oracle seed 0: skipped: full seed 0 failed"]
+    assert pm.timings["stage1"] == 4.0
+
+
+def test_worker_processes_report_a_failed_job_and_skip_what_needs_it(tmp_path):
+    """Two spawned workers; every job fails at once (the prepared base model does not exist): each failure is
+    reported, the stage-3 job of the failed full model is skipped, and nothing raises."""
+    from sa_slm.paper_mini.run import PaperMini, load_paper_mini_config, run_jobs
+
+    cfg = load_paper_mini_config("paper_mini", [f"output_dir={tmp_path}", "seeds=[0]", "variants=[full,text]",
+                                                "critics=[oracle]"])
+    pm = PaperMini(cfg, progress=False)
+    failed = run_jobs(pm, _prepared(tmp_path), pm.jobs(), workers=2)
+    assert sorted(f.split(":")[0] for f in failed) == ["full seed 0", "stage3_oracle seed 0", "text seed 0"]
+    assert "stage3_oracle seed 0: skipped: full seed 0 failed" in failed
+    assert all("no-base" in f or "no-train" in f or "skipped" in f for f in failed), failed
+
+
 # ---- the code-space style classifier -------------------------------------------------------------
 def test_sequence_features_by_hand():
     f = sequence_features([[5, 5, 7, 9]], vocab=[5, 7], pairs=[5, 7])
@@ -145,6 +194,21 @@ def test_classifier_learns_length_and_code_styles_and_survives_save_load(tmp_pat
     again = CodeStyleClassifier.load(clf.save(tmp_path / "clf"))
     probe = [[1, 1, 2] * 20, [3, 2] * 25]
     torch.testing.assert_close(again.probabilities(probe), clf.probabilities(probe))
+
+
+def test_the_oracle_reward_is_the_classifiers_probability_of_the_target_style_for_each_clips_codes(tmp_path):
+    from sa_slm.paper_mini.codestyle import oracle_reward
+
+    rng = np.random.default_rng(1)
+    codes = [rng.choice([1, 2, 3], size=rng.integers(20, 60)).tolist() for _ in range(30)]
+    clf = train_classifier(codes, ["a", "b", "c"] * 10, ["a", "b", "c"], seed=0, steps=50)
+    folder = clf.save(tmp_path / "clf")
+    probe = [[1] * 30, [2, 3] * 12, [3] * 5]
+    wavs = [np.zeros(100, dtype=np.float32)] * 3  # the audio is not what it scores
+    got = oracle_reward(wavs, 24_000, reply_text="x", labels={"emotion": "b"}, codes=probe, classifier=str(folder))
+    assert got == pytest.approx(clf.probabilities(probe)[:, 1].tolist(), abs=1e-6)
+    with pytest.raises(ValueError, match="not a style"):
+        oracle_reward(wavs, 24_000, reply_text="x", labels={"emotion": "z"}, codes=probe, classifier=str(folder))
 
 
 # ---- measurements against independent computations ----------------------------------------------
@@ -181,14 +245,15 @@ def test_discrimination_is_the_per_code_teacher_forced_likelihood(tiny, heldout)
     assert record["predicted"] == best and record["correct"] == float(best == ex.labels["emotion"])
 
 
-def test_calibrated_discrimination_centres_each_style_over_the_groups_contexts():
+def test_calibrated_discrimination_normalises_each_clip_over_the_groups_contexts():
     """By hand on a 3-style group: the raw argmax always picks the intrinsically likely candidate
-    (style a, the shortest), the calibrated one asks which context raises each candidate most."""
+    (style a, the shortest); the calibrated one asks which clip most likely came from this context,
+    log P(context | clip) with a uniform prior over the group's contexts."""
     from sa_slm.paper_mini.measure import calibrate
 
     styles = ["a", "b", "c"]
-    loglik = [[-10.0, -30.0, -50.0],  # context calling for a
-              [-12.0, -26.0, -51.0],  # ... for b: candidate b gains 4 nats over its group mean
+    loglik = [[-10.0, -30.0, -50.0],  # context calling for a (rows: contexts, columns: candidate clips)
+              [-12.0, -26.0, -51.0],  # ... for b
               [-11.0, -31.0, -46.0]]  # ... for c
     records = [{"id": f"x{i}", "sentence": "s1", "context": "asked", "target": t, "predicted": "a",
                 "correct": float(t == "a"), "loglik": row} for i, (t, row) in enumerate(zip(styles, loglik))]
@@ -196,22 +261,42 @@ def test_calibrated_discrimination_centres_each_style_over_the_groups_contexts()
     records.append({**records[0], "id": "y0", "sentence": "s2", "loglik": [-1.0, -2.0, -3.0]})
     records.append({**records[1], "id": "z1", "context": "spoken", "loglik": [-1.0, -2.0, -3.0]})
     out = calibrate(records, styles)
-    mean = np.mean(loglik, axis=0)  # (-11, -29, -49)
+    # Column normalisers by hand: log-sum-exp over the three contexts of each candidate.
+    lse = [-10 + math.log(1 + math.exp(-2) + math.exp(-1)), -26 + math.log(math.exp(-4) + 1 + math.exp(-5)),
+           -46 + math.log(math.exp(-4) + math.exp(-5) + 1)]
     for r, row in zip(out[:3], loglik):
-        np.testing.assert_allclose(r["loglik_calibrated"], np.array(row) - mean, atol=1e-12)
-    assert [r["predicted_calibrated"] for r in out[:3]] == ["a", "b", "c"]  # centred rows: (1,-1,-1),(-1,3,-2),(0,-2,3)
+        np.testing.assert_allclose(r["loglik_calibrated"], [v - n for v, n in zip(row, lse)], atol=1e-12)
+    assert [r["predicted_calibrated"] for r in out[:3]] == ["a", "b", "c"]
     assert [r["correct_calibrated"] for r in out[:3]] == [1.0, 1.0, 1.0]
     assert [r["correct"] for r in out[:3]] == [1.0, 0.0, 0.0]  # the raw scores are left as they were
-    # Margin: the target's centred entry minus the mean of the other two, by hand from the centred rows.
-    assert [r["margin_calibrated"] for r in out[:3]] == pytest.approx([1 - (-1 - 1) / 2, 3 - (-1 - 2) / 2,
-                                                                       3 - (0 - 2) / 2])
+    # Margin: log P(context | its own clip) + log 3, by hand.
+    assert [r["margin_calibrated"] for r in out[:3]] == pytest.approx(
+        [loglik[i][i] - lse[i] + math.log(3) for i in range(3)])
+    # A group of one context: the posterior of its only context is 1 for every clip; a tie, margin 0.
+    assert out[3]["loglik_calibrated"] == [0.0, 0.0, 0.0] and out[3]["predicted_calibrated"] == "a"
+    assert out[3]["margin_calibrated"] == 0.0
+    assert out[4]["predicted_calibrated"] == "a" and out[4]["correct_calibrated"] == 0.0
     # Entries within TIE_NATS of the best tie (batching moves a context-blind reading by ~1e-6 nats): the first.
     noisy = [{**records[0], "id": f"n{i}", "sentence": "s3", "target": t, "loglik": [-5.0 + d, -5.0, -5.0 - d]}
              for i, (t, d) in enumerate(zip(styles, (2e-6, -3e-6, 1e-6)))]
-    assert [r["predicted_calibrated"] for r in calibrate(noisy, styles)] == ["a", "a", "a"]
-    # A group of one context centres to zeros: the first style on the tie.
-    assert out[3]["loglik_calibrated"] == [0.0, 0.0, 0.0] and out[3]["predicted_calibrated"] == "a"
-    assert out[4]["predicted_calibrated"] == "a" and out[4]["correct_calibrated"] == 0.0
+    blind = calibrate(noisy, styles)
+    assert [r["predicted_calibrated"] for r in blind] == ["a", "a", "a"]
+    assert [r["margin_calibrated"] for r in blind] == pytest.approx([0.0, 0.0, 0.0], abs=1e-5)
+
+
+def test_calibration_by_the_posterior_finds_the_clip_a_mean_centring_misses():
+    """A clip that is very unlikely under most contexts (calm, far longer than the others) is tolerated by
+    the sad context: centred by the arithmetic mean of its log-likelihoods it outscores the sad clip under
+    the sad context; normalised by the log-sum-exp the sad clip keeps its context."""
+    from sa_slm.paper_mini.measure import calibrate
+
+    styles = ["sad", "calm", "other"]
+    loglik = [[0.0, -4.5, -10.0], [-3.8, 0.0, -20.0], [-19.0, -45.0, 0.0]]
+    centred_sad = [loglik[0][k] - sum(row[k] for row in loglik) / 3 for k in range(3)]
+    assert max(range(3), key=centred_sad.__getitem__) == 1  # 7.6, 12.0, 0.0: the mean picks calm
+    records = [{"id": f"x{i}", "sentence": "s", "context": "spoken", "target": t, "loglik": row}
+               for i, (t, row) in enumerate(zip(styles, loglik))]
+    assert [r["predicted_calibrated"] for r in calibrate(records, styles)] == styles
 
 
 def test_context_free_reading_sits_exactly_at_chance_on_a_balanced_set(tiny, heldout):

@@ -91,6 +91,41 @@ def test_a_user_function_is_called_under_the_per_clip_failure_policy():
     assert any("batched reward 'mine' pass failed" in f and "injected" in f for f in u.failures)
 
 
+def test_a_user_function_with_a_codes_parameter_gets_each_clips_own_codes_through_retries():
+    """The codes reach the function in clip order, stay with their clip when a failed batch is retried clip by
+    clip, and a function without the parameter never gets them."""
+    clips = [np.zeros(240, dtype=np.float32) for _ in range(K + 1)]
+    codes = [torch.tensor([7] * (k + 1)) for k in range(K)] + [torch.tensor([3, 3])]  # lengths 1, 2, 3; anchor 2
+    seen = []
+
+    def by_codes(wavs, sample_rate, *, reply_text, labels, codes):
+        seen.append([list(c) for c in codes])
+        if len(wavs) > 1:
+            raise MemoryError("injected")
+        return [len(codes[0]) / 10]
+
+    util = RewardUtility(lambda c: clips, [FunctionReward("len", 1.0, by_codes)])
+    u = util(UtilityInput([Conversation([Turn("user", "hi")])], ["hello"], [codes], [{}]))
+    torch.testing.assert_close(u.policy[0], torch.tensor([0.1, 0.2, 0.3]))
+    assert float(u.anchor[0]) == pytest.approx(0.2)
+    assert seen[0] == [c.tolist() for c in codes] and seen[1:] == [[c.tolist()] for c in codes]
+
+    def plain(wavs, sample_rate, *, reply_text, labels, **kwargs):
+        assert "codes" not in kwargs
+        return [0.5] * len(wavs)
+
+    assert not FunctionReward("plain", 1.0, plain).wants_codes
+    assert bool(utility_of([FunctionReward("plain", 1.0, plain)]).valid.all())
+
+
+def test_a_codes_reward_does_not_apply_to_clips_that_came_without_codes():
+    from sa_slm.rewards import RewardInput
+
+    reward = FunctionReward("len", 1.0, lambda wavs, sample_rate, *, reply_text, labels, codes: [0.5] * len(wavs))
+    with pytest.raises(RewardNotApplicable, match="without them"):
+        reward(RewardInput(Conversation([Turn("user", "hi")]), "hello", [np.zeros(10)], 24_000))
+
+
 USER_MODULE = '''
 import json
 import pathlib

@@ -58,6 +58,10 @@ class Stage0Config:
     heldout_fraction: float = 0.125  # fraction of texts held out for code accuracy
     real_speech_manifest: str | None = None  # round-trip metrics on its reply_audio (and bootstrap texts)
     round_trip_clips: int = 8
+    # Weight of the code cross-entropy on the self-bootstrapped pairs. 0 trains on real speech through the
+    # flow-matching loss alone (the pairs are still made, for the held-out metrics): for a base model whose
+    # own speech is noise (a random-weight stand-in), whose codes teach nothing about speech.
+    code_loss_weight: float = 1.0
     flow_matching_weight: float = 0.0  # > 0: add the frozen DiT's flow-matching loss on real speech
     flow_matching_manifest: str | None = None  # real speech for it (default: real_speech_manifest)
     flow_matching_speaker: str | None = None  # speaker vector fed to the DiT (default: the model's default)
@@ -70,6 +74,10 @@ class Stage0Config:
         check_range("heldout_fraction", self.heldout_fraction, 0.0, 1.0, high_open=True)
         check_range("round_trip_clips", self.round_trip_clips, 0)
         check_range("flow_matching_weight", self.flow_matching_weight, 0.0)
+        check_range("code_loss_weight", self.code_loss_weight, 0.0)
+        if self.code_loss_weight == 0 and self.flow_matching_weight == 0:
+            raise ConfigError("code_loss_weight and flow_matching_weight are both 0: nothing would train the "
+                              "tokenizer; give one of them a positive weight")
         if self.flow_matching_weight > 0 and not (self.flow_matching_manifest or self.real_speech_manifest):
             raise ConfigError("flow_matching_weight > 0 needs real speech: set flow_matching_manifest "
                               "(or real_speech_manifest)")

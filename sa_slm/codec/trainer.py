@@ -39,14 +39,15 @@ class _WindowEpoch(TrainerCallback):
 
 
 class SpeechTokenizerTrainer(LoggedTermsTrainer):
-    """Cross-entropy on self-bootstrapped pairs (+ weighted flow matching on real speech).
+    """code_loss_weight * cross-entropy on self-bootstrapped pairs + weighted flow matching on real speech.
 
     Logs `code_accuracy`, `ce_loss` and `fm_loss` next to the total loss.
     """
 
-    def __init__(self, *args, flow_matching: FlowMatchingObjective | None = None, **kwargs) -> None:
+    def __init__(self, *args, flow_matching: FlowMatchingObjective | None = None, code_loss_weight: float = 1.0,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.flow_matching = flow_matching
+        self.flow_matching, self.code_loss_weight = flow_matching, code_loss_weight
         if self.train_dataset is not None:
             self.add_callback(_WindowEpoch(self.train_dataset))
 
@@ -58,7 +59,7 @@ class SpeechTokenizerTrainer(LoggedTermsTrainer):
             return (loss, {"ce_loss": loss.detach()}) if return_outputs else loss
         out = model(inputs["audio"], inputs["audio_lengths"])
         ce, accuracy = code_cross_entropy(out["logits"], out["code_mask"], inputs["codes"], inputs["code_lengths"])
-        loss = ce
+        loss = self.code_loss_weight * ce
         if inputs["is_real"].any() and self.flow_matching is not None:
             fm = self._flow_matching(model, out, inputs)
             loss = loss + self.flow_matching.weight * fm

@@ -12,8 +12,11 @@ Features of one sequence (F = V + 1 + B + 1 + 1):
 Model: multinomial logistic regression on z-scored features (L2, full-batch Adam, seeded).
 
 `oracle_reward` is the same classifier as a stage-3 reward (`rewards: [{function:
-sa_slm.paper_mini.codestyle:oracle_reward, args: {classifier: DIR, tokenizer: DIR}}]`): it tokenises
-each decoded clip with the stage-0 tokenizer and returns the probability of the target style.
+sa_slm.paper_mini.codestyle:oracle_reward, args: {classifier: DIR}}]`): it scores the Talker codes each
+rollout was decoded from, the sequences EmoAlign classifies, and returns the probability of the
+target style. (Re-tokenising the decoded audio instead goes through the random stand-in's Token2Wav,
+whose audio is unlike the corpus speech the classifier was trained on: its probabilities there were a
+third of those on the codes themselves.)
 """
 
 from __future__ import annotations
@@ -119,21 +122,16 @@ def train_classifier(codes: Sequence[Sequence[int]], labels: Sequence[str], styl
 
 
 @lru_cache(maxsize=4)
-def _cached(classifier: str, tokenizer: str):
-    from ..codec import SpeechTokenizer
-
-    return CodeStyleClassifier.load(classifier), SpeechTokenizer.from_pretrained(tokenizer).eval()
+def _cached(classifier: str) -> CodeStyleClassifier:
+    return CodeStyleClassifier.load(classifier)
 
 
-def oracle_reward(wavs: list[np.ndarray], sample_rate: int, *, reply_text: str, labels: dict, classifier: str,
-                  tokenizer: str, label: str = "emotion") -> list[float | None]:
-    """Stage-3 reward (see the module docstring): p(target style | tokenised clip) per clip."""
-    from ..codec.tokenize import encode
-
+def oracle_reward(wavs: list[np.ndarray], sample_rate: int, *, reply_text: str, labels: dict, codes: list[list[int]],
+                  classifier: str, label: str = "emotion") -> list[float | None]:
+    """Stage-3 reward (see the module docstring): p(target style | the clip's Talker codes) per clip."""
     target = labels.get(label)
-    clf, tok = _cached(str(classifier), str(tokenizer))
+    clf = _cached(str(classifier))
     if target not in clf.styles:
         raise ValueError(f"label {label}={target!r} is not a style the classifier knows ({', '.join(clf.styles)})")
-    codes = [encode(tok, wav, sample_rate).tolist() if len(wav) else [] for wav in wavs]
     probs = clf.probabilities(codes)[:, clf.styles.index(target)]
     return [float(p) for p in probs]

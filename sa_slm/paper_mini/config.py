@@ -70,6 +70,9 @@ class PaperMiniConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # training seeds (data order, latent noise)
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     critics: list[str] = field(default_factory=lambda: list(CRITICS))
+    # Training jobs (a variant's stages 1-2, a critic's stage 3, and their measurements) run in this many
+    # processes at once, the CPU threads shared among them; 1 runs them one after another in this process.
+    workers: int = 2
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     stage0_texts: int = 32  # corpus sentences (train split) the random Talker speaks for stage-0 pairs
     stage0_real_clips: int = 64  # training reply clips for stage 0's real-speech objective and round trip
@@ -90,5 +93,6 @@ class PaperMiniConfig:
             check_choice("variants", v, VARIANTS)
         for c in self.critics:
             check_choice("critics", c, CRITICS)
+        check_range("workers", self.workers, 1)
         check_range("stage0_texts", self.stage0_texts, 1)
         check_range("stage0_real_clips", self.stage0_real_clips, 1)

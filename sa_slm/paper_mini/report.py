@@ -283,12 +283,14 @@ small classifier over Talker codes trained on the tokenised training clips (its 
 ceiling), and "discrimination" compares teacher-forced likelihoods of the five styles' codes. The
 paper's columns are EchoMind numbers (EmoAlign %, overall 1–5) of 3B models; they stand beside ours for
 orientation only: the scales and tasks differ.</li>
-<li><b>Tiny tokenizer.</b> The stage-0 tokenizer is trained on the random tiny Talker's own audio and on
-the corpus clips' flow matching through the random DiT; on espeak speech it uses few codes, so most of
-what survives of a style is timing (the clip's length), which the classifier's ceiling shows.</li>
+<li><b>Tiny tokenizer.</b> The stage-0 tokenizer is trained by the flow-matching loss of the random DiT on
+the corpus clips alone (the random Talker's own audio, the paper's self-bootstrapped pairs, teaches nothing
+about speech and is left out of the loss). It keeps a handful of codes that follow each frame's level and
+spectrum, and a style survives in their frequencies and in the clip's length; the classifier's ceiling
+shows how much.</li>
 <li><b>Stage 3.</b> The self-critic is the same random model listening to its own audio; the
-"oracle" is the code-style classifier applied to the re-tokenised decoded audio (through the reward
-interface), standing where the paper's 30B critic stands. The WER gate runs with the tiny model's
+"oracle" is the code-style classifier applied to the codes each rollout was decoded from (through the
+reward interface), standing where the paper's 30B critic stands. The WER gate runs with the tiny model's
 audio, which no recogniser can transcribe; its threshold is in the stage-3 section of the config.</li>
 <li><b>Scale.</b> Minutes of CPU training per run instead of days on 8 GPUs, a few hundred dialogues
 instead of thousands of hours.</li>
@@ -326,11 +328,13 @@ def write_report(out: Path, cfg: PaperMiniConfig) -> Path:
         "<h2>Delivery of the reply (paper Table 2)</h2>", _delivery_table(s),
         "<p class='note'>¹ The paper's vanilla model is stock Qwen2.5-Omni, not a context-free reading; it is the "
         "nearest published row. Discrimination: accuracy of picking, by teacher-forced log-likelihood per code, the style the "
-        "context calls for among the five (as the task defines it). Calibrated: the same choice after centring each "
-        "style's summed log-likelihood over the contexts of its sentence and kind, so that a candidate scores how much "
-        "this context raises its likelihood over the other contexts; the raw choice also rewards whichever clip is "
-        "intrinsically likely (short, repetitive) under every context. The context-free reading cannot know the "
-        "target: with every held-out sentence present once per style it sits exactly at chance on both.</p>",
+        "context calls for among the five (as the task defines it). Calibrated: the model read as a Bayes classifier "
+        "of the context: each clip's likelihood is normalised over the contexts of its sentence and kind (log P(context "
+        "| clip), uniform prior), and the context picks the clip whose posterior it holds most; the intrinsic "
+        "likelihood of a clip (short, repetitive), which decides the raw choice under every context, cancels. Margin: "
+        "log P(context | the clip it calls for) + log 5, in nats: 0 for a model that ignores its context. The "
+        "context-free reading cannot know the "
+"target: with every held-out sentence present once per style it sits exactly at chance on both.</p>",
         "<h2>Modulation (paper Table 3)</h2>", _ablation_table(s, MODE_ROWS, PAPER["overall"]),
         "<p class='note'>Paper column: the ablation's overall score (1–5).</p>",
         "<h2>Prior</h2>", _ablation_table(s, [("full", "OU prior (α 0.95)"), ("prior_iid", "i.i.d. N(0, I)")], {}),

@@ -1,23 +1,34 @@
 """`make paper-mini`: the whole chain on the synthetic corpus, measured like the paper.
 
     corpus → base model (random tiny, fixed) → stage 0 tokenizer → sa-slm tokenize → code-style
-    classifier → per seed and variant: stage 1 → stage 2 → measurements → per seed and critic:
-    stage 3 on the full model → measurements → report/index.html
+    classifier (the prelude, in this process) → jobs: per seed and variant, stage 1 → stage 2 →
+    measurements; per seed and critic, stage 3 on that seed's full model → measurements (after the
+    full model's job) → report/index.html
 
-Every step writes its result under `<output_dir>` and is skipped when that result exists, so a run
-that stops (kill -9 included) continues where it was; the stages themselves resume from their last
-complete checkpoint. Results: `results/<model>/seed<k>.json` with per-item outcomes, which the report
-turns into means, intervals and paired tests.
+The jobs run in `workers` processes at once, each with its share of the CPU threads (a tiny model
+keeps one thread busy far better than two: two jobs side by side train at nearly twice the rate of
+one with both threads). Every step writes its result under `<output_dir>` and is skipped when that
+result exists, so a run that stops (kill -9 included) continues where it was; the stages themselves
+resume from their last complete checkpoint. A job that fails is logged with its traceback and the
+others go on (the stage-3 jobs of a failed full model are skipped); the report is written from what
+finished and the run then raises naming the failed jobs. Results: `results/<model>/seed<k>.json` with
+per-item outcomes, which the report turns into means, intervals and paired tests.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+import torch
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -28,6 +39,7 @@ from ..codec.config import Stage0Config
 from ..codec.tokenize import tokenize_manifest
 from ..config import CONFIG_DIR, ConfigError, dump_config, load_config
 from ..data.manifest import Example, load_manifest
+from ..errors import SASLMError
 from ..facade import SASLM
 from ..paths import path_inside, write_text_atomic
 from ..probe import run_probe
@@ -41,7 +53,7 @@ from ..uapo.config import UAPOConfig
 from .codestyle import CodeStyleClassifier, train_classifier
 from .config import VARIANTS, PaperMiniConfig
 from .corpus import STYLES, CorpusInfo, build_corpus
-from .measure import code_table, discrimination, listening_examples, rollout_alignment
+from .measure import CodeTable, code_table, discrimination, listening_examples, rollout_alignment
 
 log = logging.getLogger(__name__)
 ORACLE_REWARD = "sa_slm.paper_mini.codestyle:oracle_reward"
@@ -61,6 +73,37 @@ def stage_config(schema: type, shipped: str, *overrides: dict[str, Any]):
         return load_config(schema, CONFIG_DIR / f"{shipped}.yaml", items)
     except ConfigError as exc:
         raise ConfigError(f"paper-mini {shipped}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of the experiment after the prelude: a variant's stages 1-2 and measurements, or a critic's
+    stage 3 on the full model of the same seed and its measurement."""
+
+    kind: str  # "variant" or "stage3"
+    name: str  # the variant, or the critic
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.name if self.kind == 'variant' else 'stage3_' + self.name} seed {self.seed}"
+
+    @property
+    def needs(self) -> "Job | None":
+        """The job whose model this one starts from (stage 3: the full model of its seed)."""
+        return Job("variant", "full", self.seed) if self.kind == "stage3" else None
+
+
+@dataclass
+class Prepared:
+    """What the prelude made and every job reads."""
+
+    base: Path
+    tokenizer: Path
+    manifests: dict[str, Path]  # split -> tokenised manifest
+    contexts: list[Example]  # the held-out contexts measured
+    codes: CodeTable  # their reply codes in every style
+    classifier: CodeStyleClassifier
 
 
 class PaperMini:
@@ -172,11 +215,11 @@ class PaperMini:
             self._timed("stage2", lambda: _locked(s2.output_dir, lambda: sft_recipe.run(s2)))
         return root / "stage2" / "model"
 
-    def stage3(self, critic: str, seed: int, policy: Path, prompts: Path, tokenizer: Path) -> Path:
+    def stage3(self, critic: str, seed: int, policy: Path, prompts: Path) -> Path:
         root = self.out / "runs" / f"stage3_{critic}" / f"seed{seed}"
         rewards = ([{"name": "critic", "function": "rubric", "weight": 1.0}] if critic == "self" else
                    [{"name": "oracle", "function": ORACLE_REWARD, "weight": 1.0,
-                     "args": {"classifier": str(self.out / "classifier"), "tokenizer": str(tokenizer)}}])
+                     "args": {"classifier": str(self.out / "classifier")}}])
         cfg = stage_config(UAPOConfig, "stage3_tiny", self.cfg.stage3, {
             "model": str(policy), "output_dir": str(root), "seed": seed, "prompts_manifest": str(prompts),
             "bridge": None, "rewards": rewards})
@@ -222,10 +265,9 @@ class PaperMini:
         return result
 
     # ---- the whole run -----------------------------------------------------------------------
-    def run(self) -> dict:
+    def prepare(self) -> Prepared:
+        """The prelude: corpus, base model, stage 0, tokenised manifests, held-out contexts, classifier."""
         cfg = self.cfg
-        started = time.perf_counter()
-        dump_config(cfg, self.out / "config.yaml")
         corpus = self.corpus()
         base = self._timed("base", self.base_model)
         tokenizer = self.stage0(corpus, base)
@@ -234,25 +276,106 @@ class PaperMini:
         codes = code_table(test)
         contexts = heldout_contexts(test, codes, cfg.eval.heldout_sentences)
         clf = self._timed("classifier", lambda: self.classifier(train, test))
-        for seed in cfg.seeds:
-            for variant in cfg.variants:
-                model = self.sft(variant, seed, base, manifests["train"])
-                full = variant == "full"
-                self.measure(variant, seed, model, contexts, codes, clf, probe=full, listen=full and seed == cfg.seeds[0])
-                if full:
-                    self.measure("context_free", seed, model, contexts, codes, clf, context_free=True)
-                    self.measure("stage1", seed, model.parent.parent / "stage1" / "model", contexts, codes, clf)
-            for critic in cfg.critics:
-                policy = self.out / "runs" / "full" / f"seed{seed}" / "stage2" / "model"
-                model = self.stage3(critic, seed, policy, manifests["train"], tokenizer)
-                self.measure(f"stage3_{critic}", seed, model, contexts, codes, clf, listen=seed == cfg.seeds[0])
+        return Prepared(base, tokenizer, manifests, contexts, codes, clf)
+
+    def jobs(self) -> list[Job]:
+        """Every job, in the order they start: the full models first (stage 3 waits for them), then per seed
+        its stage-3 jobs and the other variants."""
+        cfg = self.cfg
+        first = [Job("variant", "full", seed) for seed in cfg.seeds]
+        rest = [job for seed in cfg.seeds for job in (
+            *(Job("stage3", critic, seed) for critic in cfg.critics),
+            *(Job("variant", v, seed) for v in cfg.variants if v != "full"))]
+        return first + rest
+
+    def run_job(self, job: Job, prep: Prepared) -> None:
+        cfg = self.cfg
+        listen = job.seed == cfg.seeds[0]
+        m = (prep.contexts, prep.codes, prep.classifier)
+        if job.kind == "variant":
+            model = self.sft(job.name, job.seed, prep.base, prep.manifests["train"])
+            full = job.name == "full"
+            self.measure(job.name, job.seed, model, *m, probe=full, listen=full and listen)
+            if full:
+                self.measure("context_free", job.seed, model, *m, context_free=True)
+                self.measure("stage1", job.seed, model.parent.parent / "stage1" / "model", *m)
+        else:
+            policy = self.out / "runs" / "full" / f"seed{job.seed}" / "stage2" / "model"
+            model = self.stage3(job.name, job.seed, policy, prep.manifests["train"])
+            self.measure(f"stage3_{job.name}", job.seed, model, *m, listen=listen)
+
+    def run(self) -> dict:
+        started = time.perf_counter()
+        dump_config(self.cfg, self.out / "config.yaml")
+        prep = self.prepare()
+        failed = run_jobs(self, prep, self.jobs(), self.cfg.workers)
         self.timings["total"] = time.perf_counter() - started
         timings = self.out / "timings.json"
         previous = json.loads(timings.read_text()) if timings.is_file() else []
         self._save(timings, previous + [self.timings])
         from .report import write_report
 
-        return {"report": str(write_report(self.out, cfg)), "timings": self.timings}
+        report = write_report(self.out, self.cfg)
+        if failed:
+            raise SASLMError(f"paper-mini: {len(failed)} job(s) failed ({'; '.join(failed)}); the report "
+                             f"{report} holds the rest; a rerun redoes only what is missing")
+        return {"report": str(report), "timings": self.timings}
+
+
+def _execute(cfg: PaperMiniConfig, job: Job, prep: Prepared, threads: int) -> dict[str, float]:
+    """Run one job in a worker process; its step timings."""
+    torch.set_num_threads(threads)
+    pm = PaperMini(cfg, progress=False)
+    pm.run_job(job, prep)
+    return pm.timings
+
+
+def run_jobs(pm: PaperMini, prep: Prepared, jobs: list[Job], workers: int) -> list[str]:
+    """Run `jobs` with at most `workers` at once, each after the job it needs; a job's timings are added to
+    `pm.timings`. Returns "label: reason" of each job that failed or was skipped because its model failed."""
+    failed: dict[Job, str] = {}
+    done: set[Job] = set()
+    pending = list(jobs)
+    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+
+    def ready() -> list[Job]:
+        for job in [j for j in pending if j.needs in failed]:
+            pending.remove(job)
+            failed[job] = f"skipped: {job.needs.label} failed"
+        return [j for j in pending if j.needs is None or j.needs in done]
+
+    def finish(job: Job, run: Callable[[], dict[str, float]]) -> None:
+        start = time.perf_counter()
+        try:
+            for name, seconds in run().items():
+                pm.timings[name] = pm.timings.get(name, 0.0) + seconds
+            done.add(job)
+            log.info("paper-mini: %s done in %.0f s", job.label, time.perf_counter() - start)
+        except Exception as exc:  # noqa: BLE001 - one job's failure is reported, the others go on
+            failed[job] = f"{type(exc).__name__}: {exc}"
+            log.error("paper-mini: %s failed:\n%s", job.label, traceback.format_exc())
+
+    if workers <= 1:  # in this process, on `pm` itself (its timings grow as the steps run)
+        while (todo := ready()):
+            job = todo[0]
+            pending.remove(job)
+            finish(job, lambda: (pm.run_job(job, prep), {})[1])
+        return [f"{j.label}: {why}" for j, why in failed.items()]
+    # Spawned, not forked: a forked child would inherit this process's torch thread pools and locks.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        running: dict[Future, Job] = {}
+        while pending or running:
+            for job in ready()[: workers - len(running)]:
+                pending.remove(job)
+                running[pool.submit(_execute, pm.cfg, job, prep, threads)] = job
+                log.info("paper-mini: %s started", job.label)
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = running.pop(future)
+                finish(job, future.result)
+    return [f"{j.label}: {why}" for j, why in failed.items()]
 
 
 def write_read_aloud_manifest(path: Path, examples: list[Example]) -> None:

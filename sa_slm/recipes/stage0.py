@@ -75,16 +75,18 @@ def run(cfg: Stage0Config) -> dict:
     torch.manual_seed(cfg.seed)
     tokenizer = SpeechTokenizer(tok_cfg)
     # Clips longer than the tokenizer's window train on a random window of them (new each epoch).
-    train_set = CodePairDataset(train_ex, tok_cfg, cfg.seed)
+    parts = [CodePairDataset(train_ex, tok_cfg, cfg.seed)] if cfg.code_loss_weight > 0 else []
     heldout_set = CodePairDataset(heldout_ex, tok_cfg, cfg.seed) if heldout_ex else None
     flow_matching = None
     if cfg.flow_matching_weight > 0:
-        train_set = torch.utils.data.ConcatDataset([train_set, SpeechDataset(fm_speech, tok_cfg, cfg.seed)])
+        parts.append(SpeechDataset(fm_speech, tok_cfg, cfg.seed))
         speaker = saslm.speakers[cfg.flow_matching_speaker]
         flow_matching = FlowMatchingObjective(base.token2wav.code2wav_dit_model, speaker.cond, speaker.ref_mel,
                                               cfg.flow_matching_weight)
+    train_set = parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
     trainer = SpeechTokenizerTrainer(model=tokenizer, args=args, train_dataset=train_set, eval_dataset=heldout_set,
-                                     data_collator=collate_pairs, flow_matching=flow_matching)
+                                     data_collator=collate_pairs, flow_matching=flow_matching,
+                                     code_loss_weight=cfg.code_loss_weight)
 
     result = trainer.train(resume_from_checkpoint=True)  # the last complete checkpoint, if any
 

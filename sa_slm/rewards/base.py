@@ -31,6 +31,7 @@ class RewardInput:
     wavs: list[np.ndarray]
     sample_rate: int
     labels: dict[str, Any] = field(default_factory=dict)  # the prompt's manifest labels (emotion, ...)
+    codes: list[list[int]] | None = None  # the Talker codes each clip was decoded from (EOS excluded), if known
     cache: dict[Any, Any] = field(default_factory=dict)  # shared work between rewards (one critic pass)
 
 

@@ -4,6 +4,7 @@ function given by import path."""
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -90,16 +91,29 @@ class EmotionModelReward(Reward):
 
 class FunctionReward(Reward):
     """A user function `fn(wavs, sample_rate, *, reply_text, labels, **args) -> list[float | None]`, one
-    value in [0, 1] per clip, under the per-clip failure policy."""
+    value in [0, 1] per clip, under the per-clip failure policy. A function with a `codes` parameter also
+    gets the Talker codes each clip was decoded from (a list of int lists, one per clip)."""
 
     def __init__(self, name: str, weight: float, fn: Callable[..., Any], args: dict[str, Any] | None = None) -> None:
         super().__init__(name, weight)
         self.fn, self.args = fn, dict(args or {})
+        try:
+            self.wants_codes = "codes" in inspect.signature(fn).parameters
+        except (TypeError, ValueError):  # a builtin or C callable without a signature
+            self.wants_codes = False
 
     def score(self, inp: RewardInput) -> RewardResult:
-        clips = isolate_failures(
-            lambda ws: list(self.fn(ws, inp.sample_rate, reply_text=inp.reply_text, labels=dict(inp.labels),
-                                    **self.args)), inp.wavs, f"reward {self.name!r}")
+        if self.wants_codes and (inp.codes is None or len(inp.codes) != len(inp.wavs)):
+            raise RewardNotApplicable(f"reward {self.name!r} scores Talker codes, and these clips came without them")
+        # Each clip travels with its codes, so a clip retried alone keeps them.
+        items = list(zip(inp.wavs, inp.codes if self.wants_codes else [None] * len(inp.wavs)))
+
+        def call(batch: list[tuple[np.ndarray, list[int] | None]]) -> list[Any]:
+            extra = {"codes": [c for _, c in batch]} if self.wants_codes else {}
+            return list(self.fn([w for w, _ in batch], inp.sample_rate, reply_text=inp.reply_text,
+                                labels=dict(inp.labels), **extra, **self.args))
+
+        clips = isolate_failures(call, items, f"reward {self.name!r}")
         values = [None if v is None else (float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
                                           else v) for v in clips.results]
         return RewardResult(values, clips.reasons)

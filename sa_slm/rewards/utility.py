@@ -106,7 +106,8 @@ class RewardUtility:
         logged: dict[str, list[float]] = {}
         for b in range(B):
             wavs = self.decode(batch.codes[b])
-            inp = RewardInput(batch.contexts[b], batch.reply_texts[b], wavs, self.sample_rate, dict(batch.labels[b]))
+            inp = RewardInput(batch.contexts[b], batch.reply_texts[b], wavs, self.sample_rate, dict(batch.labels[b]),
+                              codes=[c.tolist() for c in batch.codes[b]])
             utilities, values, reasons = self.mix(inp)
             failures += [f"prompt {b}: {r}" for r in reasons]
             for name, v in values.items():

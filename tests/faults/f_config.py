@@ -82,4 +82,7 @@ FAULTS = [
     Fault(7, "stage3: rubric YAML syntax error", _rubric(b"", b"", b"extra: [\n"), r"r\.yaml:\d+:1: not valid YAML"),
     Fault(7, "stage0: model folder missing", _stage(0, "model={tmp}/policy"), r"model .*/policy: model folder not found"),
     Fault(7, "stage0: texts file not UTF-8", _texts_file, r"texts\.txt:2: not UTF-8 \(byte 16\)"),
+    Fault(7, "stage0: no loss weighted", _stage(0, "code_loss_weight=0", "flow_matching_weight=0"),
+          r"code_loss_weight and flow_matching_weight are both 0"),
+    Fault(7, "stage0: code loss weight negative", _stage(0, "code_loss_weight=-1"), r"code_loss_weight: -1"),
 ]
